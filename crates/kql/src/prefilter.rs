@@ -1,0 +1,476 @@
+//! A literal prefilter: text that every matching record must contain, checked on the raw bytes.
+//!
+//! Most records in a pipeline cannot match a rule, and proving that costs far less than parsing
+//! them. From a query this module derives a [`Requirement`], a formula over "the record's JSON
+//! text contains this literal", such that **every record the query matches satisfies it**. A
+//! record that does not satisfy it is rejected without building a tree.
+//!
+//! Soundness rests on three facts:
+//!
+//! * A value equal to (or matching a wildcard over) a literal contains that literal, so the
+//!   decoded text of the record contains it.
+//! * JSON may spell the same character several ways (`/` or `\/`, `W` or `\u0057`). Both the
+//!   literal and the record are compared in one *canonical* spelling: every escape decoded,
+//!   except `"`, `\` and control characters, which are always written `\"`, `\\` and
+//!   `\u00xx`. Canonicalising is character by character, so a value containing the literal
+//!   canonicalises to text containing the canonical literal. Records with no escape other than
+//!   `\"` and `\\` are already canonical and are searched as they are.
+//! * What a field's value looks like in the text depends on the record's shape: in a raw Azure
+//!   export, `event.outcome` is computed from `resultType` and is not in the text at all. The
+//!   caller describes each shape with a [`FieldPresence`] function and the requirement is the
+//!   disjunction over shapes.
+
+use memchr::{memchr, memmem};
+
+use crate::ast::{Literal, LiteralKind, Node, Piece, ValueList};
+use crate::eval::is_ip_field;
+
+/// How a field's indexed values relate to the record's text in one record shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Every value of the field is a substring of a JSON string or number in the record.
+    Verbatim,
+    /// The field may have values that are not in the text (computed, normalised, decoded).
+    Opaque,
+    /// The field never has a value in this shape.
+    Absent,
+}
+
+/// Tells, for one record shape, how a field's values appear in the text.
+pub type FieldPresence<'f> = &'f dyn Fn(&str) -> Presence;
+
+/// A formula over "the record contains this literal".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// Always satisfied: nothing can be required.
+    Anything,
+    /// Never satisfied: no record of this shape can match.
+    Nothing,
+    /// The canonical spelling of a literal must occur.
+    Contains(Needle),
+    /// All must hold.
+    All(Vec<Requirement>),
+    /// At least one must hold.
+    AnyOf(Vec<Requirement>),
+}
+
+/// A literal in canonical JSON spelling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needle {
+    literal: String,
+    canonical: Vec<u8>,
+}
+
+impl Needle {
+    /// The needle for a literal.
+    pub fn new(literal: &str) -> Needle {
+        let mut canonical = Vec::with_capacity(literal.len());
+        for c in literal.chars() {
+            push_canonical_char(&mut canonical, c);
+        }
+        Needle {
+            literal: literal.to_owned(),
+            canonical,
+        }
+    }
+
+    /// The literal as the query wrote it.
+    pub fn literal(&self) -> &str {
+        &self.literal
+    }
+}
+
+impl Requirement {
+    /// What a record of one shape must contain for `node` to hold on it.
+    pub fn derive(node: &Node, presence: FieldPresence<'_>) -> Requirement {
+        derive(node, "", presence).simplify()
+    }
+
+    /// Combines the requirements of several shapes: a record may be any of them.
+    pub fn any_shape(shapes: Vec<Requirement>) -> Requirement {
+        Requirement::AnyOf(shapes).simplify()
+    }
+
+    /// Whether the record's JSON text can satisfy the query. `false` proves it cannot.
+    pub fn admits(&self, record: &[u8]) -> bool {
+        let mut text = Haystack::new(record);
+        self.admits_text(&mut text)
+    }
+
+    fn admits_text(&self, text: &mut Haystack<'_>) -> bool {
+        match self {
+            Requirement::Anything => true,
+            Requirement::Nothing => false,
+            Requirement::Contains(needle) => text.contains(needle),
+            Requirement::All(items) => items.iter().all(|r| r.admits_text(text)),
+            Requirement::AnyOf(items) => items.iter().any(|r| r.admits_text(text)),
+        }
+    }
+
+    /// Flattens, drops neutral elements, factors conjuncts shared by every alternative, and
+    /// orders conjunctions so the longest (usually rarest) literals are tried first.
+    fn simplify(self) -> Requirement {
+        match self {
+            Requirement::All(items) => {
+                let mut flat = Vec::new();
+                for item in items.into_iter().map(Requirement::simplify) {
+                    match item {
+                        Requirement::Anything => {}
+                        Requirement::Nothing => return Requirement::Nothing,
+                        Requirement::All(inner) => flat.extend(inner),
+                        other => flat.push(other),
+                    }
+                }
+                dedup(&mut flat);
+                flat.sort_by_key(|r| std::cmp::Reverse(r.weight()));
+                match flat.len() {
+                    0 => Requirement::Anything,
+                    1 => flat.pop().unwrap_or(Requirement::Anything),
+                    _ => Requirement::All(flat),
+                }
+            }
+            Requirement::AnyOf(items) => {
+                let mut flat = Vec::new();
+                for item in items.into_iter().map(Requirement::simplify) {
+                    match item {
+                        Requirement::Nothing => {}
+                        Requirement::Anything => return Requirement::Anything,
+                        Requirement::AnyOf(inner) => flat.extend(inner),
+                        other => flat.push(other),
+                    }
+                }
+                dedup(&mut flat);
+                match flat.len() {
+                    0 => Requirement::Nothing,
+                    1 => flat.pop().unwrap_or(Requirement::Nothing),
+                    _ => factor_common(flat),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Length of the shortest literal that must be found: a rough rarity measure.
+    fn weight(&self) -> usize {
+        match self {
+            Requirement::Contains(n) => n.canonical.len(),
+            Requirement::All(items) => items.iter().map(Requirement::weight).max().unwrap_or(0),
+            Requirement::AnyOf(items) => items.iter().map(Requirement::weight).min().unwrap_or(0),
+            Requirement::Anything | Requirement::Nothing => 0,
+        }
+    }
+
+    /// The literals mentioned, for documentation and diagnostics.
+    pub fn needles(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(r) = stack.pop() {
+            match r {
+                Requirement::Contains(n) => out.push(n.literal()),
+                Requirement::All(items) | Requirement::AnyOf(items) => {
+                    stack.extend(items.iter().rev())
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn dedup(items: &mut Vec<Requirement>) {
+    let mut seen: Vec<Requirement> = Vec::with_capacity(items.len());
+    for item in items.drain(..) {
+        if !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    *items = seen;
+}
+
+/// `(A and B) or (A and C)` becomes `A and (B or C)`: the shared literal is checked once.
+fn factor_common(alternatives: Vec<Requirement>) -> Requirement {
+    let conjuncts = |r: &Requirement| -> Vec<Requirement> {
+        match r {
+            Requirement::All(items) => items.clone(),
+            other => vec![other.clone()],
+        }
+    };
+    let Some(first) = alternatives.first() else {
+        return Requirement::Nothing;
+    };
+    let common: Vec<Requirement> = conjuncts(first)
+        .into_iter()
+        .filter(|c| alternatives.iter().all(|alt| conjuncts(alt).contains(c)))
+        .collect();
+    if common.is_empty() {
+        return Requirement::AnyOf(alternatives);
+    }
+    let rests: Vec<Requirement> = alternatives
+        .iter()
+        .map(|alt| {
+            Requirement::All(
+                conjuncts(alt)
+                    .into_iter()
+                    .filter(|c| !common.contains(c))
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut all = common;
+    all.push(Requirement::AnyOf(rests));
+    Requirement::All(all).simplify()
+}
+
+fn derive(node: &Node, prefix: &str, presence: FieldPresence<'_>) -> Requirement {
+    match node {
+        Node::MatchAll | Node::Not(_) | Node::FreeText(_) => Requirement::Anything,
+        Node::Or(items) => {
+            Requirement::AnyOf(items.iter().map(|n| derive(n, prefix, presence)).collect())
+        }
+        Node::And(items) => {
+            Requirement::All(items.iter().map(|n| derive(n, prefix, presence)).collect())
+        }
+        Node::Match(m) => {
+            if m.field.pattern.is_some() {
+                return Requirement::Anything;
+            }
+            let name = join(prefix, &m.field.name);
+            let how = if is_ip_field(&name) {
+                // Addresses are normalised and may be matched by CIDR: nothing literal to require.
+                match presence(&name) {
+                    Presence::Absent => Presence::Absent,
+                    _ => Presence::Opaque,
+                }
+            } else {
+                presence(&name)
+            };
+            derive_list(&m.values, how)
+        }
+        Node::Range(r) => match presence(&join(prefix, &r.field.name)) {
+            Presence::Absent if r.field.pattern.is_none() => Requirement::Nothing,
+            _ => Requirement::Anything,
+        },
+        Node::Nested(n) => {
+            if n.field.pattern.is_some() {
+                return Requirement::Anything;
+            }
+            derive(&n.query, &join(prefix, &n.field.name), presence)
+        }
+    }
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn derive_list(list: &ValueList, how: Presence) -> Requirement {
+    match list {
+        ValueList::One(literal) => derive_literal(literal, how),
+        ValueList::Or(items) => {
+            Requirement::AnyOf(items.iter().map(|l| derive_list(l, how)).collect())
+        }
+        ValueList::And(items) => {
+            Requirement::All(items.iter().map(|l| derive_list(l, how)).collect())
+        }
+        ValueList::Not(_) => Requirement::Anything,
+    }
+}
+
+fn derive_literal(literal: &Literal, how: Presence) -> Requirement {
+    match how {
+        Presence::Absent => return Requirement::Nothing,
+        Presence::Opaque => return Requirement::Anything,
+        Presence::Verbatim => {}
+    }
+    match &literal.kind {
+        LiteralKind::Text(t) if t.is_empty() => Requirement::Anything,
+        LiteralKind::Text(t) => Requirement::Contains(Needle::new(t)),
+        LiteralKind::Bool(b) => {
+            Requirement::Contains(Needle::new(if *b { "true" } else { "false" }))
+        }
+        LiteralKind::Null => Requirement::Contains(Needle::new("null")),
+        LiteralKind::Wildcard(pieces) => Requirement::All(
+            pieces
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Text(t) if !t.is_empty() => Some(Requirement::Contains(Needle::new(t))),
+                    _ => None,
+                })
+                .collect(),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Searching the record text
+
+fn push_canonical_char(out: &mut Vec<u8>, c: char) {
+    match c {
+        '"' => out.extend_from_slice(b"\\\""),
+        '\\' => out.extend_from_slice(b"\\\\"),
+        c if (c as u32) < 0x20 => {
+            out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+        }
+        c => {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+}
+
+/// A record's text, with its canonical spelling computed only if a search needs it.
+struct Haystack<'r> {
+    raw: &'r [u8],
+    /// `None` until computed; `Some(None)` when the raw text is already canonical.
+    canonical: Option<Option<Vec<u8>>>,
+}
+
+impl<'r> Haystack<'r> {
+    fn new(raw: &'r [u8]) -> Self {
+        Haystack {
+            raw,
+            canonical: None,
+        }
+    }
+
+    fn contains(&mut self, needle: &Needle) -> bool {
+        if memmem::find(self.raw, &needle.canonical).is_some() {
+            return true;
+        }
+        let raw = self.raw;
+        let canonical = self.canonical.get_or_insert_with(|| canonicalise(raw));
+        match canonical {
+            None => false,
+            Some(text) => memmem::find(text, &needle.canonical).is_some(),
+        }
+    }
+}
+
+/// The canonical spelling of a record's text, or `None` if it is canonical already.
+fn canonicalise(raw: &[u8]) -> Option<Vec<u8>> {
+    // Fast check: escapes other than `\"` and `\\` are what make text non-canonical.
+    let mut at = 0;
+    let mut first_change = None;
+    while let Some(off) = raw.get(at..).and_then(|r| memchr(b'\\', r)) {
+        let i = at + off;
+        match raw.get(i + 1) {
+            Some(b'"' | b'\\') => at = i + 2,
+            _ => {
+                first_change = Some(i);
+                break;
+            }
+        }
+    }
+    let start = first_change?;
+    let mut out = Vec::with_capacity(raw.len());
+    out.extend_from_slice(raw.get(..start).unwrap_or_default());
+    let mut i = start;
+    while let Some(&b) = raw.get(i) {
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let (decoded, used) = match raw.get(i + 1) {
+            Some(b'"') => (Some('"'), 2),
+            Some(b'\\') => (Some('\\'), 2),
+            Some(b'/') => (Some('/'), 2),
+            Some(b'b') => (Some('\u{8}'), 2),
+            Some(b'f') => (Some('\u{c}'), 2),
+            Some(b'n') => (Some('\n'), 2),
+            Some(b'r') => (Some('\r'), 2),
+            Some(b't') => (Some('\t'), 2),
+            Some(b'u') => decode_u_escape(raw, i),
+            _ => (None, 1),
+        };
+        match decoded {
+            Some(c) => push_canonical_char(&mut out, c),
+            None => out.extend_from_slice(raw.get(i..i + used).unwrap_or_default()),
+        }
+        i += used;
+    }
+    Some(out)
+}
+
+/// Decodes `\uXXXX` (and a following low surrogate) at `i`; returns the char and bytes used.
+/// Malformed escapes are kept as written (`None`).
+fn decode_u_escape(raw: &[u8], i: usize) -> (Option<char>, usize) {
+    let hex = |at: usize| -> Option<u32> {
+        let digits = raw.get(at..at + 4)?;
+        let text = std::str::from_utf8(digits).ok()?;
+        if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(text, 16).ok()
+    };
+    let Some(first) = hex(i + 2) else {
+        return (None, 2);
+    };
+    if (0xD800..0xDC00).contains(&first) {
+        if raw.get(i + 6..i + 8) == Some(b"\\u") {
+            if let Some(second) = hex(i + 8).filter(|s| (0xDC00..0xE000).contains(s)) {
+                let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                return (char::from_u32(code), 12);
+            }
+        }
+        return (None, 6);
+    }
+    (char::from_u32(first), 6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verbatim(_: &str) -> Presence {
+        Presence::Verbatim
+    }
+
+    fn req(query: &str) -> Requirement {
+        Requirement::derive(&crate::parse(query).unwrap(), &verbatim)
+    }
+
+    #[test]
+    fn derives_and_factors_literals() {
+        let r = req("a:X and (b:Y or b:Z) and not c:W and d:*Q*R*");
+        assert_eq!(r.needles().len(), 5);
+        assert!(r.admits(br#"{"a":"X","b":"Z","d":"QR"}"#));
+        assert!(!r.admits(br#"{"a":"X","b":"Z","d":"Q"}"#));
+        assert!(!r.admits(br#"{"a":"x","b":"Z","d":"QR"}"#));
+        let shapes = Requirement::any_shape(vec![req("a:X and b:Y"), req("a:X and c:Z")]);
+        assert!(matches!(shapes, Requirement::All(_)));
+    }
+
+    #[test]
+    fn escaped_spellings_are_admitted() {
+        let r = req(r#"a:"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE""#);
+        assert!(r.admits(br#"{"a":"MICROSOFT.COMPUTE\/VIRTUALMACHINES\/EXTENSIONS\/\u0057RITE"}"#));
+        assert!(r.admits(br#"{"a":"\u004dICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE"}"#));
+        assert!(!r.admits(br#"{"a":"MICROSOFT.COMPUTE\/VIRTUALMACHINES\/EXTENSIONS\/DELETE"}"#));
+        let quote = req(r#"a:"say \"hi\"\n""#);
+        assert!(quote.admits(br#"{"a":"say \u0022hi\"\u000a"}"#));
+        assert!(quote.admits(br#"{"a":"say \"hi\"\n"}"#));
+        let astral = req("a:\u{1F600}");
+        assert!(astral.admits(br#"{"a":"\ud83d\ude00"}"#));
+    }
+
+    #[test]
+    fn absent_fields_make_a_shape_impossible() {
+        let r = Requirement::derive(&crate::parse("a:x or b:y").unwrap(), &|f: &str| {
+            if f == "a" {
+                Presence::Absent
+            } else {
+                Presence::Verbatim
+            }
+        });
+        assert_eq!(r.needles(), vec!["y"]);
+        let n = Requirement::derive(&crate::parse("not a:x").unwrap(), &|_: &str| {
+            Presence::Absent
+        });
+        assert_eq!(n, Requirement::Anything);
+    }
+}
