@@ -20,6 +20,16 @@ impl<'a> Number<'a> {
         Number(Cow::Owned(n.to_string()))
     }
 
+    /// The same number borrowing this one's text.
+    pub fn reborrow(&self) -> Number<'_> {
+        Number(Cow::Borrowed(&self.0))
+    }
+
+    /// The same number owning its text.
+    pub fn to_owned_number(&self) -> Number<'static> {
+        Number(Cow::Owned(self.0.to_string()))
+    }
+
     /// The number exactly as it was written in the document.
     pub fn as_str(&self) -> &str {
         &self.0

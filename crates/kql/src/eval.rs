@@ -114,14 +114,18 @@ impl<'v, 'a> FieldValues<'v, 'a> {
 /// A leaf's text as a `keyword` field indexes it, or `None` if it is not indexed.
 pub(crate) fn indexed_text<'v>(leaf: &'v Value<'_>) -> Option<Cow<'v, str>> {
     match leaf {
-        Value::String(s) => {
-            // UTF-8 length bounds UTF-16 length from above, so short strings skip the count.
-            if s.len() > IGNORE_ABOVE && s.encode_utf16().count() > IGNORE_ABOVE {
-                None
-            } else {
-                Some(Cow::Borrowed(s.as_ref()))
-            }
+        // UTF-8 length bounds UTF-16 length from above, so short strings skip the count.
+        Value::String(s) if s.len() > IGNORE_ABOVE && s.encode_utf16().count() > IGNORE_ABOVE => {
+            None
         }
+        other => leaf_text(other),
+    }
+}
+
+/// A scalar's text: strings as they are, numbers as written, booleans as `true`/`false`.
+pub fn leaf_text<'v>(leaf: &'v Value<'_>) -> Option<Cow<'v, str>> {
+    match leaf {
+        Value::String(s) => Some(Cow::Borrowed(s.as_ref())),
         Value::Number(n) => Some(Cow::Borrowed(n.as_str())),
         Value::Bool(true) => Some(Cow::Borrowed("true")),
         Value::Bool(false) => Some(Cow::Borrowed("false")),
@@ -259,6 +263,25 @@ fn walk_path<'v, 'a>(
             _ => {}
         }
     }
+}
+
+/// Every non-null leaf at a dotted path (arrays flattened, dotted keys and nested objects
+/// alike), in document order, whether or not it is indexed.
+pub fn leaves_at<'v, 'a>(doc: &'v Value<'a>, path: &str) -> Vec<&'v Value<'a>> {
+    let mut leaves = Vec::new();
+    let mut objects = Vec::new();
+    walk_path(doc, path, &mut leaves, &mut objects);
+    leaves
+}
+
+/// Whether the field has an indexed value (what `field:*` tests).
+pub fn field_exists(doc: &Value<'_>, field: &str) -> bool {
+    let field = crate::ast::Field {
+        name: field.to_owned(),
+        pattern: None,
+        quoted: false,
+    };
+    FieldValues::collect(&field, doc).exists()
 }
 
 /// The objects at a dotted path (arrays flattened): the scopes of a nested query.

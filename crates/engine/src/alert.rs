@@ -1,0 +1,231 @@
+//! Alerts as ECS documents.
+//!
+//! An alert carries the event's time, `event.kind: alert`, the rule's identity (`rule.*`), its
+//! severity and risk score, every MITRE ATT&CK tactic, technique and sub-technique
+//! (`threat.*`), the rule's investigation fields copied from the record's ECS view, and, under
+//! `vmext.*`, what this filter adds: the matched extension family and the record's shape.
+
+use std::borrow::Cow;
+
+use vmext_json::{Number, Value};
+
+use crate::azure::{Shape, set_path};
+use crate::rule::Rule;
+
+/// One alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// The alert as compact ECS JSON.
+    pub json: String,
+    /// The event's `@timestamp`, if the record had one.
+    pub timestamp: Option<String>,
+    /// The extension family the resource id matched (e.g. `CUSTOMSCRIPTEXTENSION`).
+    pub extension_family: Option<String>,
+    /// The rule's investigation fields that the record has, with their values as text.
+    pub investigation_fields: Vec<(String, Vec<String>)>,
+}
+
+/// Fields the alert itself owns; investigation fields never overwrite them.
+fn owned_by_alert(field: &str) -> bool {
+    const PREFIXES: [&str; 4] = ["rule", "threat", "kibana", "vmext"];
+    matches!(field, "event.kind" | "event.severity" | "event.risk_score")
+        || PREFIXES
+            .iter()
+            .any(|p| field == *p || field.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
+}
+
+/// The parts of every alert that depend only on the rule, built once per detector.
+#[derive(Debug, Clone)]
+pub(crate) struct AlertTemplate {
+    members: Vec<(Cow<'static, str>, Value<'static>)>,
+}
+
+fn strings(items: impl IntoIterator<Item = impl Into<String>>) -> Value<'static> {
+    Value::Array(items.into_iter().map(|s| Value::string(s.into())).collect())
+}
+
+impl AlertTemplate {
+    pub(crate) fn new(rule: &Rule) -> Self {
+        let mut m: Vec<(Cow<'static, str>, Value<'static>)> = Vec::new();
+        set_path(&mut m, "event.kind", Value::string("alert"));
+        set_path(
+            &mut m,
+            "event.severity",
+            Value::Number(Number::from_i128(rule.severity_number().into())),
+        );
+        set_path(
+            &mut m,
+            "event.risk_score",
+            Value::Number(Number::from_i128(rule.risk_score.into())),
+        );
+        set_path(&mut m, "rule.id", Value::string(&*rule.rule_id));
+        set_path(&mut m, "rule.uuid", Value::string(&*rule.rule_id));
+        set_path(&mut m, "rule.name", Value::string(&*rule.name));
+        set_path(
+            &mut m,
+            "rule.description",
+            Value::string(&*rule.description),
+        );
+        set_path(&mut m, "rule.author", strings(rule.author.iter().cloned()));
+        set_path(&mut m, "rule.license", Value::string(&*rule.license));
+        set_path(
+            &mut m,
+            "rule.reference",
+            strings(rule.references.iter().cloned()),
+        );
+        if !rule.integrations.is_empty() {
+            set_path(
+                &mut m,
+                "rule.ruleset",
+                Value::string(rule.integrations.join(",")),
+            );
+        }
+        if !rule.threat.is_empty() {
+            let tactics = rule.threat.iter().map(|t| &t.tactic);
+            let techniques = rule.threat.iter().flat_map(|t| &t.techniques);
+            let subs = techniques.clone().flat_map(|t| &t.subtechniques);
+            set_path(
+                &mut m,
+                "threat.framework",
+                Value::string(rule.threat.first().map_or("", |t| t.framework.as_str())),
+            );
+            set_path(
+                &mut m,
+                "threat.tactic.id",
+                strings(tactics.clone().map(|t| t.id.clone())),
+            );
+            set_path(
+                &mut m,
+                "threat.tactic.name",
+                strings(tactics.clone().map(|t| t.name.clone())),
+            );
+            set_path(
+                &mut m,
+                "threat.tactic.reference",
+                strings(tactics.map(|t| t.reference.clone())),
+            );
+            set_path(
+                &mut m,
+                "threat.technique.id",
+                strings(techniques.clone().map(|t| t.id.clone())),
+            );
+            set_path(
+                &mut m,
+                "threat.technique.name",
+                strings(techniques.clone().map(|t| t.name.clone())),
+            );
+            set_path(
+                &mut m,
+                "threat.technique.reference",
+                strings(techniques.map(|t| t.reference.clone())),
+            );
+            if subs.clone().next().is_some() {
+                set_path(
+                    &mut m,
+                    "threat.technique.subtechnique.id",
+                    strings(subs.clone().map(|s| s.id.clone())),
+                );
+                set_path(
+                    &mut m,
+                    "threat.technique.subtechnique.name",
+                    strings(subs.clone().map(|s| s.name.clone())),
+                );
+                set_path(
+                    &mut m,
+                    "threat.technique.subtechnique.reference",
+                    strings(subs.map(|s| s.reference.clone())),
+                );
+            }
+        }
+        set_path(
+            &mut m,
+            "kibana.alert.severity",
+            Value::string(&*rule.severity),
+        );
+        set_path(
+            &mut m,
+            "kibana.alert.risk_score",
+            Value::Number(Number::from_i128(rule.risk_score.into())),
+        );
+        set_path(
+            &mut m,
+            "kibana.alert.rule.tags",
+            strings(rule.tags.iter().cloned()),
+        );
+        AlertTemplate { members: m }
+    }
+
+    /// The alert for one matching record, given its ECS view.
+    pub(crate) fn alert(
+        &self,
+        rule: &Rule,
+        view: &Value<'_>,
+        shape: Shape,
+        envelope_index: Option<usize>,
+        extension_family: Option<String>,
+    ) -> Alert {
+        let timestamp = vmext_kql::eval::leaves_at(view, "@timestamp")
+            .first()
+            .and_then(|v| vmext_kql::eval::leaf_text(v))
+            .map(Cow::into_owned);
+        let mut doc: Vec<(Cow<'_, str>, Value<'_>)> = Vec::new();
+        if let Some(ts) = &timestamp {
+            set_path(&mut doc, "@timestamp", Value::string(ts.as_str()));
+        }
+        doc.extend(self.members.iter().cloned());
+        let mut investigation = Vec::new();
+        for field in &rule.investigation_fields {
+            if field == "@timestamp" {
+                // Already the alert's own `@timestamp`; listed for the typed view.
+                if let Some(ts) = &timestamp {
+                    investigation.push((field.clone(), vec![ts.clone()]));
+                }
+                continue;
+            }
+            if owned_by_alert(field) {
+                continue;
+            }
+            let leaves = vmext_kql::eval::leaves_at(view, field);
+            if leaves.is_empty() {
+                continue;
+            }
+            let texts: Vec<String> = leaves
+                .iter()
+                .filter_map(|v| vmext_kql::eval::leaf_text(v).map(Cow::into_owned))
+                .collect();
+            let value = match leaves.as_slice() {
+                [one] => (*one).clone(),
+                many => Value::Array(many.iter().map(|v| (*v).clone()).collect()),
+            };
+            set_path(&mut doc, field, value);
+            investigation.push((field.clone(), texts));
+        }
+        if let Some(family) = &extension_family {
+            set_path(
+                &mut doc,
+                "vmext.extension_family",
+                Value::string(family.as_str()),
+            );
+        }
+        set_path(
+            &mut doc,
+            "vmext.record_shape",
+            Value::string(shape.as_str()),
+        );
+        if let Some(i) = envelope_index {
+            set_path(
+                &mut doc,
+                "vmext.envelope_index",
+                Value::Number(Number::from_i128(i as i128)),
+            );
+        }
+        let mut json = String::new();
+        vmext_json::write_value(&mut json, &Value::Object(doc));
+        Alert {
+            json,
+            timestamp,
+            extension_family,
+            investigation_fields: investigation,
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! A rule ready to run on records: prefilter, shape handling, evaluation, alerts, explanations.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use vmext_json::Value;
+use vmext_kql::ast::{FieldMatch, Node};
+use vmext_kql::{Explanation, Requirement};
+
+use crate::alert::{Alert, AlertTemplate};
+use crate::azure::{
+    ACTIVITY_LOGS_DATASET, Shape, ecs_presence, ecs_view, envelope_records_mut,
+    is_activity_log_category, raw_presence, shape_of,
+};
+use crate::rule::{Rule, RuleError};
+
+/// The field whose matching pattern names the extension family in alerts.
+pub const FAMILY_FIELD: &str = "azure.resource.id";
+
+/// Why a document could not be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    /// The text is not valid JSON.
+    InvalidJson(vmext_json::Error),
+    /// The JSON is valid but not an object (a record must be one).
+    NotAnObject,
+    /// An object repeats a key; Elasticsearch rejects such documents.
+    DuplicateKey(String),
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::InvalidJson(e) => write!(f, "invalid JSON: {e}"),
+            RecordError::NotAnObject => f.write_str("the record is not a JSON object"),
+            RecordError::DuplicateKey(k) => write!(
+                f,
+                "duplicate key `{k}` (Elasticsearch rejects documents with duplicate keys)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// The verdict on one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The rule matched.
+    Alert(Box<Alert>),
+    /// The rule did not match.
+    NoMatch,
+    /// This record (an element of an envelope) could not be evaluated.
+    Invalid(RecordError),
+}
+
+/// One record's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    /// The record's position in a `{"records":[…]}` envelope, if it came in one.
+    pub envelope_index: Option<usize>,
+    /// The shape the record was recognised as (none for an invalid envelope element).
+    pub shape: Option<Shape>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Clause-by-clause reasons, when asked for.
+    pub explanation: Option<Explanation>,
+}
+
+/// What evaluating one JSON document (a record or an envelope) gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The literal prefilter proved that nothing in the text can match; it was not parsed.
+    Rejected,
+    /// The document was parsed; one evaluation per record.
+    Evaluated(Vec<Evaluation>),
+}
+
+/// A rule compiled for evaluation.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    rule: Rule,
+    prefilter: Requirement,
+    template: AlertTemplate,
+    family_clauses: Vec<FieldMatch>,
+}
+
+impl Detector {
+    /// A detector for a loaded rule.
+    pub fn new(rule: Rule) -> Detector {
+        let root = rule.query.root();
+        let prefilter = Requirement::any_shape(vec![
+            Requirement::derive(root, &ecs_presence),
+            Requirement::derive(root, &raw_presence),
+        ]);
+        let template = AlertTemplate::new(&rule);
+        let family_clauses = positive_clauses_on(root, FAMILY_FIELD);
+        Detector {
+            rule,
+            prefilter,
+            template,
+            family_clauses,
+        }
+    }
+
+    /// A detector for the built-in seed rule.
+    pub fn seed() -> Detector {
+        Detector::new(Rule::seed())
+    }
+
+    /// A detector for a rule file's text.
+    pub fn from_toml(text: &str) -> Result<Detector, RuleError> {
+        Rule::from_toml(text).map(Detector::new)
+    }
+
+    /// The rule.
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    /// The literal prefilter derived from the rule.
+    pub fn prefilter(&self) -> &Requirement {
+        &self.prefilter
+    }
+
+    /// Whether the document's text could match; `false` proves it cannot.
+    pub fn may_match(&self, text: &[u8]) -> bool {
+        self.prefilter.admits(text)
+    }
+
+    /// Evaluates one JSON document: a record in either shape, or an envelope of records.
+    ///
+    /// Text the prefilter rejects is not parsed, so it is not validated either: like `grep`,
+    /// the filter passes on what cannot match without judging it.
+    pub fn evaluate(&self, text: &[u8]) -> Result<Outcome, RecordError> {
+        if !self.may_match(text) {
+            return Ok(Outcome::Rejected);
+        }
+        self.evaluate_parsed(text, false).map(Outcome::Evaluated)
+    }
+
+    /// Evaluates without the prefilter and explains every verdict.
+    pub fn explain(&self, text: &[u8]) -> Result<Vec<Evaluation>, RecordError> {
+        self.evaluate_parsed(text, true)
+    }
+
+    fn evaluate_parsed(&self, text: &[u8], explain: bool) -> Result<Vec<Evaluation>, RecordError> {
+        let mut doc = vmext_json::parse(text).map_err(RecordError::InvalidJson)?;
+        if doc.as_object().is_none() {
+            return Err(RecordError::NotAnObject);
+        }
+        if let Some(records) = envelope_records_mut(&mut doc) {
+            return Ok(records
+                .iter_mut()
+                .enumerate()
+                .map(|(i, record)| self.evaluate_record(record, Some(i), explain))
+                .collect());
+        }
+        if let Some(key) = duplicate_key(&doc) {
+            return Err(RecordError::DuplicateKey(key));
+        }
+        Ok(vec![self.evaluate_record(&mut doc, None, explain)])
+    }
+
+    /// Evaluates one record. An ECS record is completed in place with its inferred dataset; a
+    /// raw record is evaluated through its ECS view.
+    fn evaluate_record(
+        &self,
+        record: &mut Value<'_>,
+        index: Option<usize>,
+        explain: bool,
+    ) -> Evaluation {
+        let invalid = |error| Evaluation {
+            envelope_index: index,
+            shape: None,
+            verdict: Verdict::Invalid(error),
+            explanation: None,
+        };
+        if record.as_object().is_none() {
+            return invalid(RecordError::NotAnObject);
+        }
+        if index.is_some() {
+            if let Some(key) = duplicate_key(record) {
+                return invalid(RecordError::DuplicateKey(key));
+            }
+        }
+        let shape = shape_of(record);
+        let raw_view;
+        let view: &Value<'_> = match shape {
+            Shape::Ecs => {
+                infer_dataset(record);
+                record
+            }
+            Shape::AzureRaw => {
+                let mut view = ecs_view(record);
+                if is_activity_log_category(record) {
+                    push_dataset(&mut view);
+                }
+                raw_view = view;
+                &raw_view
+            }
+        };
+        let query = &self.rule.query;
+        let matched = query.matches(&view);
+        let verdict = if matched {
+            let family = self.extension_family(view);
+            Verdict::Alert(Box::new(
+                self.template.alert(&self.rule, view, shape, index, family),
+            ))
+        } else {
+            Verdict::NoMatch
+        };
+        Evaluation {
+            envelope_index: index,
+            shape: Some(shape),
+            verdict,
+            explanation: explain.then(|| query.explain(view)),
+        }
+    }
+
+    /// The core of the first pattern, in the rule's order, that the resource id matched:
+    /// `*CUSTOMSCRIPTEXTENSION*` gives `CUSTOMSCRIPTEXTENSION`, `*/DSC/*` gives `DSC`.
+    fn extension_family(&self, view: &Value<'_>) -> Option<String> {
+        self.family_clauses.iter().find_map(|clause| {
+            vmext_kql::eval::first_matching_literal(clause, view)
+                .map(|literal| literal.text().replace('*', "").trim_matches('/').to_owned())
+        })
+    }
+}
+
+/// `field:…` clauses on `field` that are not under a `not`, in query order.
+fn positive_clauses_on(root: &Node, field: &str) -> Vec<FieldMatch> {
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        match node {
+            Node::And(items) | Node::Or(items) => stack.extend(items.iter().rev()),
+            Node::Match(m) if m.field.pattern.is_none() && m.field.name == field => {
+                out.push(m.clone())
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `data_stream.dataset` is a `constant_keyword`: Elastic takes it from the data stream, not
+/// the document. An ECS document that lacks it (or has only `null`) is taken to be an activity
+/// log when it has fields under `azure.activitylogs`.
+fn infer_dataset(record: &mut Value<'_>) {
+    let has_dataset = vmext_kql::eval::leaves_at(record, "data_stream.dataset")
+        .iter()
+        .any(|v| !v.is_null());
+    if !has_dataset && vmext_kql::eval::field_exists(record, "azure.activitylogs") {
+        push_dataset(record);
+    }
+}
+
+fn push_dataset(view: &mut Value<'_>) {
+    if let Value::Object(members) = view {
+        members.push((
+            Cow::Borrowed("data_stream.dataset"),
+            Value::String(Cow::Borrowed(ACTIVITY_LOGS_DATASET)),
+        ));
+    }
+}
+
+/// The first key repeated within one object, anywhere in the document.
+fn duplicate_key(doc: &Value<'_>) -> Option<String> {
+    let mut stack = vec![doc];
+    let mut keys: Vec<&str> = Vec::new();
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items.iter()),
+            Value::Object(members) => {
+                keys.clear();
+                keys.extend(members.iter().map(|(k, _)| k.as_ref()));
+                keys.sort_unstable();
+                if let Some(pair) = keys.windows(2).find(|w| w.first() == w.get(1)) {
+                    return pair.first().map(|k| (*k).to_owned());
+                }
+                stack.extend(members.iter().map(|(_, v)| v));
+            }
+            _ => {}
+        }
+    }
+    None
+}

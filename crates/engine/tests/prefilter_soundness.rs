@@ -1,0 +1,359 @@
+//! The literal prefilter never rejects a record the rule matches.
+//!
+//! Documents are generated around the rule's fields (right and wrong values, case variants,
+//! arrays, `null`, dotted keys, both record shapes), then written as JSON with every character
+//! of every string randomly spelled plainly, as `\uXXXX` (either hex case), or `\/` for `/`.
+//! Whenever the full evaluation alerts, the prefilter must have admitted the text.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use proptest::prelude::*;
+use vmext_engine::{Detector, Outcome, Verdict};
+
+/// A JSON tree for generation.
+#[derive(Debug, Clone)]
+enum T {
+    S(String),
+    N(i64),
+    Null,
+    A(Vec<T>),
+    O(Vec<(String, T)>),
+}
+
+/// Writes `t` with random spellings driven by a small xorshift generator.
+struct Writer {
+    state: u64,
+    out: String,
+}
+
+impl Writer {
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    fn string(&mut self, s: &str) {
+        self.out.push('"');
+        for c in s.chars() {
+            let roll = self.next() % 4;
+            match c {
+                '"' | '\\' if roll < 2 => {
+                    self.out.push('\\');
+                    self.out.push(c);
+                }
+                '/' if roll == 0 => self.out.push_str("\\/"),
+                c if (c as u32) < 0x20 || roll == 3 || c == '"' || c == '\\' => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        if self.next() % 2 == 0 {
+                            self.out.push_str(&format!("\\u{:04x}", u));
+                        } else {
+                            self.out.push_str(&format!("\\u{:04X}", u));
+                        }
+                    }
+                }
+                c => self.out.push(c),
+            }
+        }
+        self.out.push('"');
+    }
+
+    fn write(&mut self, t: &T) {
+        match t {
+            T::S(s) => self.string(s),
+            T::N(n) => self.out.push_str(&n.to_string()),
+            T::Null => self.out.push_str("null"),
+            T::A(items) => {
+                self.out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    self.write(item);
+                }
+                self.out.push(']');
+            }
+            T::O(members) => {
+                self.out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    self.string(k);
+                    self.out.push(':');
+                    self.write(v);
+                }
+                self.out.push('}');
+            }
+        }
+    }
+}
+
+fn spelled(t: &T, seed: u64) -> String {
+    let mut w = Writer {
+        state: seed | 1,
+        out: String::new(),
+    };
+    w.write(t);
+    w.out
+}
+
+const OPERATION: &str = "MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE";
+
+fn value(options: Vec<&'static str>) -> impl Strategy<Value = T> {
+    let strings: Vec<T> = options.into_iter().map(|s| T::S(s.to_owned())).collect();
+    prop_oneof![
+        6 => proptest::sample::select(strings.clone()),
+        1 => Just(T::Null),
+        1 => proptest::collection::vec(proptest::sample::select(strings), 0..3).prop_map(T::A),
+    ]
+}
+
+fn operation() -> impl Strategy<Value = T> {
+    value(vec![
+        OPERATION,
+        OPERATION,
+        "microsoft.compute/virtualmachines/extensions/write",
+        "MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/DELETE",
+    ])
+}
+
+fn principal() -> impl Strategy<Value = T> {
+    value(vec!["User", "User", "user", "Group", "ServicePrincipal"])
+}
+
+fn resource_id() -> impl Strategy<Value = T> {
+    let prefix = "/SUBSCRIPTIONS/00000000-0000-4000-8000-000000000000/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMPUTE/VIRTUALMACHINES/VM1/EXTENSIONS/";
+    value(vec![
+        "CUSTOMSCRIPTEXTENSION",
+        "VMACCESSAGENT",
+        "RUNCOMMANDLINUX",
+        "DSC/X",
+        "customscriptextension",
+        "AZUREMONITORAGENT",
+        "RÉSUMÉ/\"Q\"\\",
+    ])
+    .prop_map(move |t| match t {
+        T::S(s) => T::S(format!("{prefix}{s}")),
+        T::A(items) => T::A(
+            items
+                .into_iter()
+                .map(|i| match i {
+                    T::S(s) => T::S(format!("{prefix}{s}")),
+                    other => other,
+                })
+                .collect(),
+        ),
+        other => other,
+    })
+}
+
+/// An ECS document, with each rule field nested, dotted, or missing.
+fn ecs_doc() -> impl Strategy<Value = T> {
+    (
+        operation(),
+        principal(),
+        value(vec!["success", "Success", "SUCCESS", "failure"]),
+        resource_id(),
+        value(vec!["azure.activitylogs", "azure.platformlogs"]),
+        proptest::bits::u8::ANY,
+    )
+        .prop_map(|(op, principal, outcome, id, dataset, layout)| {
+            let mut members = Vec::new();
+            let dotted = |bit: u8| layout & (1 << bit) != 0;
+            if dotted(0) {
+                members.push(("azure.activitylogs.operation_name".to_owned(), op));
+            } else {
+                members.push((
+                    "azure".to_owned(),
+                    T::O(vec![(
+                        "activitylogs".to_owned(),
+                        T::O(vec![("operation_name".to_owned(), op)]),
+                    )]),
+                ));
+            }
+            if dotted(1) {
+                members.push((
+                    "azure.activitylogs.identity.authorization.evidence.principal_type".to_owned(),
+                    principal,
+                ));
+            } else {
+                members.push((
+                    "azure.activitylogs.identity".to_owned(),
+                    T::O(vec![(
+                        "authorization".to_owned(),
+                        T::A(vec![T::O(vec![(
+                            "evidence".to_owned(),
+                            T::O(vec![("principal_type".to_owned(), principal)]),
+                        )])]),
+                    )]),
+                ));
+            }
+            if !dotted(2) {
+                members.push((
+                    "event".to_owned(),
+                    T::O(vec![("outcome".to_owned(), outcome)]),
+                ));
+            } else {
+                members.push(("event.outcome".to_owned(), outcome));
+            }
+            members.push(("azure.resource.id".to_owned(), id));
+            if dotted(3) {
+                members.push((
+                    "data_stream".to_owned(),
+                    T::O(vec![("dataset".to_owned(), dataset)]),
+                ));
+            }
+            members.push(("event.duration".to_owned(), T::N(i64::from(layout))));
+            T::O(members)
+        })
+}
+
+/// A raw export record, alone or in an envelope.
+fn raw_doc() -> impl Strategy<Value = T> {
+    (
+        operation(),
+        principal(),
+        value(vec!["Success", "success", "SUCCESS", "Start", "Failure"]),
+        resource_id(),
+        value(vec!["Administrative", "administrative", "AuditEvent"]),
+        any::<bool>(),
+    )
+        .prop_map(|(op, principal, result, id, category, envelope)| {
+            let record = T::O(vec![
+                ("time".to_owned(), T::S("2026-01-01T00:00:00Z".to_owned())),
+                ("operationName".to_owned(), op),
+                ("resultType".to_owned(), result),
+                ("resourceId".to_owned(), id),
+                ("category".to_owned(), category),
+                (
+                    "identity".to_owned(),
+                    T::O(vec![(
+                        "authorization".to_owned(),
+                        T::O(vec![(
+                            "evidence".to_owned(),
+                            T::O(vec![("principalType".to_owned(), principal)]),
+                        )]),
+                    )]),
+                ),
+            ]);
+            if envelope {
+                T::O(vec![(
+                    "records".to_owned(),
+                    T::A(vec![T::O(vec![]), record]),
+                )])
+            } else {
+                record
+            }
+        })
+}
+
+fn alerts(detector: &Detector, text: &[u8]) -> usize {
+    match detector.explain(text) {
+        Ok(results) => results
+            .iter()
+            .filter(|r| matches!(r.verdict, Verdict::Alert(_)))
+            .count(),
+        Err(_) => 0,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn seed_rule_prefilter_admits_every_matching_record(
+        doc in prop_oneof![ecs_doc(), raw_doc()],
+        seed in any::<u64>(),
+    ) {
+        let detector = Detector::seed();
+        let text = spelled(&doc, seed);
+        let alerted = alerts(&detector, text.as_bytes());
+        if alerted > 0 {
+            prop_assert!(detector.may_match(text.as_bytes()), "rejected a match: {text}");
+        }
+        // And the fast path agrees with the explained path.
+        let fast = match detector.evaluate(text.as_bytes()) {
+            Ok(Outcome::Evaluated(r)) => r.iter().filter(|r| matches!(r.verdict, Verdict::Alert(_))).count(),
+            _ => 0,
+        };
+        prop_assert_eq!(fast, alerted);
+    }
+}
+
+/// Random queries over a small vocabulary, and random documents from the same vocabulary, so
+/// that matches are frequent.
+fn small_query() -> impl Strategy<Value = String> {
+    let field = proptest::sample::select(vec!["a", "b", "a.c", "d"]);
+    let value = proptest::sample::select(vec![
+        "x",
+        "X/y",
+        "\"q\\\\z\"",
+        "*x*",
+        "x*",
+        "*/y",
+        "\"é\"",
+        "1",
+        "true",
+        "*",
+    ]);
+    let leaf = (field, value).prop_map(|(f, v)| format!("{f}:{v}"));
+    leaf.prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} and {b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} or {b})")),
+            inner.prop_map(|a| format!("not ({a})")),
+        ]
+    })
+}
+
+fn small_doc() -> impl Strategy<Value = T> {
+    let scalar = prop_oneof![
+        proptest::sample::select(vec!["x", "X/y", "q\\z", "xx", "é", "a/y", "true"])
+            .prop_map(|s| T::S(s.to_owned())),
+        Just(T::N(1)),
+        Just(T::Null),
+    ];
+    let value = prop_oneof![
+        3 => scalar.clone(),
+        1 => proptest::collection::vec(scalar, 0..3).prop_map(T::A),
+    ];
+    proptest::collection::vec(
+        (
+            proptest::sample::select(vec!["a", "b", "a.c", "d", "e"]),
+            value,
+        ),
+        0..5,
+    )
+    .prop_map(|members| {
+        T::O(
+            members
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn any_query_prefilter_admits_every_matching_record(
+        query in small_query(),
+        doc in small_doc(),
+        seed in any::<u64>(),
+    ) {
+        let detector = Detector::new(vmext_engine::Rule::from_query(&query).unwrap());
+        let text = spelled(&doc, seed);
+        if alerts(&detector, text.as_bytes()) > 0 {
+            prop_assert!(detector.may_match(text.as_bytes()), "{query} rejected {text}");
+        }
+    }
+}
