@@ -564,25 +564,29 @@ pub fn resource_id_parts(id: &str) -> Vec<(&'static str, &str)> {
         return out;
     }
     // An Event Hub authorization rule.
-    if segments.len() == 11 && is(7, "namespaces") && is(9, "authorizationRules") {
-        if let (Some(provider), Some(namespace), Some(rule)) = (seg(6), seg(8), seg(10)) {
-            out.extend([
-                ("azure.resource.provider", provider),
-                ("azure.resource.namespace", namespace),
-                ("azure.resource.authorization_rule", rule),
-            ]);
-            return out;
-        }
+    if segments.len() == 11
+        && is(7, "namespaces")
+        && is(9, "authorizationRules")
+        && let (Some(provider), Some(namespace), Some(rule)) = (seg(6), seg(8), seg(10))
+    {
+        out.extend([
+            ("azure.resource.provider", provider),
+            ("azure.resource.namespace", namespace),
+            ("azure.resource.authorization_rule", rule),
+        ]);
+        return out;
     }
     // `<Namespace.Provider>/<type>/<name…>`.
     if let (Some(ns), Some(kind), Some(name)) = (seg(6), seg(7), rest_from(8)) {
         let rule_in_name = name.to_ascii_lowercase().contains("authorizationrules");
-        if ns.contains('.') && !kind.is_empty() && !rule_in_name {
-            if let Some(provider) = rest_from(6).and_then(|r| r.get(..ns.len() + 1 + kind.len())) {
-                out.push(("azure.resource.provider", provider));
-                out.push(("azure.resource.name", name));
-                return out;
-            }
+        if ns.contains('.')
+            && !kind.is_empty()
+            && !rule_in_name
+            && let Some(provider) = rest_from(6).and_then(|r| r.get(..ns.len() + 1 + kind.len()))
+        {
+            out.push(("azure.resource.provider", provider));
+            out.push(("azure.resource.name", name));
+            return out;
         }
     }
     // Everything after `/providers/`.

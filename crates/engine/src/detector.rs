@@ -67,6 +67,57 @@ pub struct Evaluation {
     pub explanation: Option<Explanation>,
 }
 
+impl Evaluation {
+    /// `alert`, `none` or `invalid`.
+    pub fn verdict_name(&self) -> &'static str {
+        match self.verdict {
+            Verdict::Alert(_) => "alert",
+            Verdict::NoMatch => "none",
+            Verdict::Invalid(_) => "invalid",
+        }
+    }
+
+    /// The alert, if the rule matched.
+    pub fn alert(&self) -> Option<&Alert> {
+        match &self.verdict {
+            Verdict::Alert(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The result as one compact JSON object, the form every artefact (native, component,
+    /// Fluent Bit, browser) reports so that they can be compared byte for byte:
+    /// `{"index":…,"shape":…,"verdict":…,"alert":{…},"error":…,"explanation":{…}}`, with
+    /// absent parts omitted.
+    pub fn to_json(&self) -> String {
+        let mut out = String::from("{");
+        if let Some(i) = self.envelope_index {
+            out.push_str(&format!("\"index\":{i},"));
+        }
+        if let Some(shape) = self.shape {
+            out.push_str(&format!("\"shape\":\"{}\",", shape.as_str()));
+        }
+        out.push_str(&format!("\"verdict\":\"{}\"", self.verdict_name()));
+        match &self.verdict {
+            Verdict::Alert(alert) => {
+                out.push_str(",\"alert\":");
+                out.push_str(&alert.json);
+            }
+            Verdict::Invalid(e) => {
+                out.push_str(",\"error\":");
+                vmext_json::write_escaped_str(&mut out, &e.to_string());
+            }
+            Verdict::NoMatch => {}
+        }
+        if let Some(e) = &self.explanation {
+            out.push_str(",\"explanation\":");
+            e.write_json(&mut out);
+        }
+        out.push('}');
+        out
+    }
+}
+
 /// What evaluating one JSON document (a record or an envelope) gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -179,10 +230,10 @@ impl Detector {
         if record.as_object().is_none() {
             return invalid(RecordError::NotAnObject);
         }
-        if index.is_some() {
-            if let Some(key) = duplicate_key(record) {
-                return invalid(RecordError::DuplicateKey(key));
-            }
+        if index.is_some()
+            && let Some(key) = duplicate_key(record)
+        {
+            return invalid(RecordError::DuplicateKey(key));
         }
         let shape = shape_of(record);
         let raw_view;
@@ -201,7 +252,7 @@ impl Detector {
             }
         };
         let query = &self.rule.query;
-        let matched = query.matches(&view);
+        let matched = query.matches(view);
         let verdict = if matched {
             let family = self.extension_family(view);
             Verdict::Alert(Box::new(

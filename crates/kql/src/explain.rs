@@ -10,6 +10,9 @@ pub const MAX_VALUES_SHOWN: usize = 8;
 /// Reported values longer than this many characters are cut and end with `…`.
 pub const MAX_VALUE_CHARS: usize = 200;
 
+/// Composite clauses longer than this are cut in outlines; their children follow in full.
+const OUTLINE_CLAUSE_CHARS: usize = 60;
+
 /// The verdict of one clause, with the values it looked at and its sub-clauses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Explanation {
@@ -129,6 +132,50 @@ impl Explanation {
         }
     }
 
+    /// The explanation as compact JSON:
+    /// `{"clause":…,"held":…,"field":…,"seen":[…],"children":[…]}` (`field` omitted when the
+    /// clause tests none).
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends [`Explanation::to_json`]'s text to `out`.
+    pub fn write_json(&self, out: &mut String) {
+        // Depth is bounded by the query's nesting (at most `MAX_NESTING`), so recursion is safe.
+        out.push_str("{\"clause\":");
+        vmext_json::write_escaped_str(out, &self.clause);
+        out.push_str(if self.held {
+            ",\"held\":true"
+        } else {
+            ",\"held\":false"
+        });
+        if let Some(field) = &self.field {
+            out.push_str(",\"field\":");
+            vmext_json::write_escaped_str(out, field);
+            out.push_str(",\"seen\":[");
+            for (i, v) in self.seen.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                vmext_json::write_escaped_str(out, v);
+            }
+            out.push(']');
+        }
+        if !self.children.is_empty() {
+            out.push_str(",\"children\":[");
+            for (i, c) in self.children.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                c.write_json(out);
+            }
+            out.push(']');
+        }
+        out.push('}');
+    }
+
     /// The explanation as an indented, human-readable outline (`✓`/`✗` per clause).
     pub fn to_outline(&self) -> String {
         let mut out = String::new();
@@ -138,7 +185,14 @@ impl Explanation {
             out.push_str(&"  ".repeat(depth));
             out.push_str(mark);
             out.push(' ');
-            out.push_str(&e.clause.split_whitespace().collect::<Vec<_>>().join(" "));
+            let clause = e.clause.split_whitespace().collect::<Vec<_>>().join(" ");
+            if e.children.is_empty() || clause.chars().count() <= OUTLINE_CLAUSE_CHARS {
+                out.push_str(&clause);
+            } else {
+                // Composite clauses are spelled out by their children below.
+                out.extend(clause.chars().take(OUTLINE_CLAUSE_CHARS));
+                out.push('…');
+            }
             if e.field.is_some() {
                 if e.seen.is_empty() {
                     out.push_str("   (no value)");

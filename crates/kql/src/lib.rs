@@ -126,16 +126,16 @@ fn warnings(root: &Node) -> Vec<Warning> {
                 }
                 if eval::is_ip_field(&m.field.name) {
                     for literal in m.values.literals() {
-                        if let ast::LiteralKind::Text(t) = &literal.kind {
-                            if eval::parse_cidr(t).is_none() {
-                                out.push(Warning {
-                                    span: literal.span.clone(),
-                                    message: format!(
-                                        "`{t}` is not an IP address or CIDR block; Elastic \
-                                         rejects this query on an `ip` field"
-                                    ),
-                                });
-                            }
+                        if let ast::LiteralKind::Text(t) = &literal.kind
+                            && eval::parse_cidr(t).is_none()
+                        {
+                            out.push(Warning {
+                                span: literal.span.clone(),
+                                message: format!(
+                                    "`{t}` is not an IP address or CIDR block; Elastic \
+                                     rejects this query on an `ip` field"
+                                ),
+                            });
                         }
                     }
                 }

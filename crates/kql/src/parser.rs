@@ -227,21 +227,31 @@ impl<'s> Parser<'s> {
 
     // --- query rules ---------------------------------------------------------------------
 
-    /// `OrQuery = AndQuery (Or AndQuery)*`
-    fn or_query(&mut self) -> Option<Node> {
-        let first = self.and_query()?;
-        let mut items = vec![first];
+    /// `Item (Keyword Item)*`: the operands of a left-to-right `or` or `and` chain. A keyword
+    /// not followed by an operand is not consumed (the PEG backtracks to before it).
+    fn chain<T>(
+        &mut self,
+        word: &str,
+        label: &'static str,
+        item: fn(&mut Self) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let mut items = vec![item(self)?];
         loop {
             let save = self.pos;
-            if self.binary_keyword("or", "OR") {
-                if let Some(next) = self.and_query() {
-                    items.push(next);
-                    continue;
-                }
+            if self.binary_keyword(word, label)
+                && let Some(next) = item(self)
+            {
+                items.push(next);
+                continue;
             }
             self.pos = save;
-            break;
+            return Some(items);
         }
+    }
+
+    /// `OrQuery = AndQuery (Or AndQuery)*`
+    fn or_query(&mut self) -> Option<Node> {
+        let mut items = self.chain("or", "OR", Self::and_query)?;
         Some(if items.len() == 1 {
             items.pop()?
         } else {
@@ -251,19 +261,7 @@ impl<'s> Parser<'s> {
 
     /// `AndQuery = NotQuery (And NotQuery)*`
     fn and_query(&mut self) -> Option<Node> {
-        let first = self.not_query()?;
-        let mut items = vec![first];
-        loop {
-            let save = self.pos;
-            if self.binary_keyword("and", "AND") {
-                if let Some(next) = self.not_query() {
-                    items.push(next);
-                    continue;
-                }
-            }
-            self.pos = save;
-            break;
-        }
+        let mut items = self.chain("and", "AND", Self::not_query)?;
         Some(if items.len() == 1 {
             items.pop()?
         } else {
@@ -427,19 +425,7 @@ impl<'s> Parser<'s> {
 
     /// `OrListOfValues = AndListOfValues (Or AndListOfValues)*`
     fn or_list(&mut self) -> Option<ValueList> {
-        let first = self.and_list()?;
-        let mut items = vec![first];
-        loop {
-            let save = self.pos;
-            if self.binary_keyword("or", "OR") {
-                if let Some(next) = self.and_list() {
-                    items.push(next);
-                    continue;
-                }
-            }
-            self.pos = save;
-            break;
-        }
+        let mut items = self.chain("or", "OR", Self::and_list)?;
         Some(if items.len() == 1 {
             items.pop()?
         } else {
@@ -449,19 +435,7 @@ impl<'s> Parser<'s> {
 
     /// `AndListOfValues = NotListOfValues (And NotListOfValues)*`
     fn and_list(&mut self) -> Option<ValueList> {
-        let first = self.not_list()?;
-        let mut items = vec![first];
-        loop {
-            let save = self.pos;
-            if self.binary_keyword("and", "AND") {
-                if let Some(next) = self.not_list() {
-                    items.push(next);
-                    continue;
-                }
-            }
-            self.pos = save;
-            break;
-        }
+        let mut items = self.chain("and", "AND", Self::not_list)?;
         Some(if items.len() == 1 {
             items.pop()?
         } else {

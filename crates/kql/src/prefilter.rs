@@ -411,11 +411,11 @@ fn decode_u_escape(raw: &[u8], i: usize) -> (Option<char>, usize) {
         return (None, 2);
     };
     if (0xD800..0xDC00).contains(&first) {
-        if raw.get(i + 6..i + 8) == Some(b"\\u") {
-            if let Some(second) = hex(i + 8).filter(|s| (0xDC00..0xE000).contains(s)) {
-                let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
-                return (char::from_u32(code), 12);
-            }
+        if raw.get(i + 6..i + 8) == Some(b"\\u")
+            && let Some(second) = hex(i + 8).filter(|s| (0xDC00..0xE000).contains(s))
+        {
+            let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+            return (char::from_u32(code), 12);
         }
         return (None, 6);
     }

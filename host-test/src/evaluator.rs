@@ -1,0 +1,80 @@
+//! The interface a scan drives, and its native implementation.
+//!
+//! Each artefact that runs the rule (the engine linked natively, the WebAssembly component
+//! under wasmtime, …) implements [`Evaluator`]. Results are reduced to [`RecordResult`], whose
+//! `json` is the engine's canonical result text, so artefacts can be compared byte for byte.
+
+use vmext_engine::{Detector, Outcome, Verdict};
+
+/// What one JSON document gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentResult {
+    /// The literal prefilter proved nothing in it can match; it was not parsed.
+    Rejected,
+    /// One result per record (several for an envelope).
+    Records(Vec<RecordResult>),
+    /// The document could not be evaluated at all (invalid JSON, not an object, or the
+    /// evaluator failed on it); the message says why.
+    Failed(String),
+}
+
+/// One record's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordResult {
+    /// The ECS alert, when the rule matched.
+    pub alert_json: Option<String>,
+    /// Why the record could not be evaluated, when it could not.
+    pub error: Option<String>,
+    /// The canonical result object (see `vmext_engine::Evaluation::to_json`).
+    pub json: String,
+    /// A human-readable outline of the explanation, when one was asked for.
+    pub outline: Option<String>,
+}
+
+/// Runs a rule on documents.
+pub trait Evaluator {
+    /// Evaluates one document; with `explain`, without the prefilter and with explanations.
+    fn evaluate(&mut self, document: &[u8], explain: bool) -> DocumentResult;
+}
+
+/// The engine linked into this process.
+pub struct NativeEvaluator {
+    detector: Detector,
+}
+
+impl NativeEvaluator {
+    /// An evaluator for a detector.
+    pub fn new(detector: Detector) -> Self {
+        NativeEvaluator { detector }
+    }
+}
+
+impl Evaluator for NativeEvaluator {
+    fn evaluate(&mut self, document: &[u8], explain: bool) -> DocumentResult {
+        let evaluations = if explain {
+            self.detector.explain(document)
+        } else {
+            match self.detector.evaluate(document) {
+                Ok(Outcome::Rejected) => return DocumentResult::Rejected,
+                Ok(Outcome::Evaluated(e)) => Ok(e),
+                Err(e) => Err(e),
+            }
+        };
+        match evaluations {
+            Err(e) => DocumentResult::Failed(e.to_string()),
+            Ok(list) => DocumentResult::Records(
+                list.iter()
+                    .map(|e| RecordResult {
+                        alert_json: e.alert().map(|a| a.json.clone()),
+                        error: match &e.verdict {
+                            Verdict::Invalid(err) => Some(err.to_string()),
+                            _ => None,
+                        },
+                        json: e.to_json(),
+                        outline: e.explanation.as_ref().map(|x| x.to_outline()),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}

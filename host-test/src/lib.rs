@@ -1,0 +1,10 @@
+//! The host side of the project: the `vmext-detect` command and the harness that drives the
+//! rule through each artefact.
+//!
+//! * [`input`] reads log files as JSON documents (streamed NDJSON, or whole `.json` files);
+//! * [`evaluator`] is the interface every artefact implements, with the native engine;
+//! * [`scan`] drives an evaluator over inputs and reports alerts, explanations and a summary.
+
+pub mod evaluator;
+pub mod input;
+pub mod scan;

@@ -1,0 +1,207 @@
+//! `vmext-detect`: run the detection rule over log files.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use vmext_engine::{Detector, Rule};
+use vmext_host::evaluator::NativeEvaluator;
+use vmext_host::scan::{Input, Report, scan};
+
+const HELP: &str = "\
+vmext-detect: flags Azure VM extension deployments by users in Azure Activity Logs, with
+Elastic's detection rule evaluated exactly as Elastic would.
+
+USAGE:
+    vmext-detect scan [OPTIONS] [FILE...]
+    vmext-detect rule [--rule FILE.toml | --query KQL]
+
+COMMANDS:
+    scan    Read records (NDJSON files, .json files holding a {\"records\":[...]} envelope,
+            or stdin when no FILE or `-` is given), write alerts as NDJSON to stdout and a
+            summary to stderr.
+    rule    Print the rule's identity, query, warnings and prefilter literals.
+
+OPTIONS:
+    --rule FILE.toml    Run this Elastic detection-rules TOML file (type query, language kuery)
+                        instead of the built-in rule.
+    --query KQL         Run a bare KQL query instead of the built-in rule.
+    --explain           For every record, print its verdict and why, clause by clause.
+    --explain-json      For every record, print the result object (verdict, alert,
+                        explanation) as NDJSON.
+    --no-progress       Never draw the progress bar (it is drawn only on a terminal).
+    -h, --help          Print this help.
+    -V, --version       Print the version.
+
+EXIT STATUS:
+    0   the scan finished; no alert, every record valid
+    1   the scan finished and raised at least one alert
+    2   the scan could not run (bad arguments, unreadable input or rule)
+    3   the scan finished with no alert, but some records were invalid
+";
+
+struct Args {
+    command: String,
+    rule: Option<PathBuf>,
+    query: Option<String>,
+    report: Report,
+    progress: bool,
+    inputs: Vec<Input>,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut raw = std::env::args().skip(1);
+    let mut args = Args {
+        command: String::new(),
+        rule: None,
+        query: None,
+        report: Report::Alerts,
+        progress: true,
+        inputs: Vec::new(),
+    };
+    while let Some(arg) = raw.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "-V" | "--version" => {
+                println!("vmext-detect {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            "--rule" => {
+                args.rule = Some(raw.next().ok_or("--rule needs a file")?.into());
+            }
+            "--query" => args.query = Some(raw.next().ok_or("--query needs a KQL query")?),
+            "--explain" => args.report = Report::Explain,
+            "--explain-json" => args.report = Report::ExplainJson,
+            "--no-progress" => args.progress = false,
+            "-" => args.inputs.push(Input::Stdin),
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
+            word if args.command.is_empty() => args.command = word.to_owned(),
+            path => args.inputs.push(Input::File(path.into())),
+        }
+    }
+    if args.rule.is_some() && args.query.is_some() {
+        return Err("give either --rule or --query, not both".to_owned());
+    }
+    Ok(Some(args))
+}
+
+fn load_rule(args: &Args) -> Result<Rule, String> {
+    if let Some(path) = &args.rule {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        return Rule::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    if let Some(query) = &args.query {
+        return Rule::from_query(query).map_err(|e| e.to_string());
+    }
+    Ok(Rule::seed())
+}
+
+fn describe_rule(detector: &Detector) {
+    let rule = detector.rule();
+    println!("{} ({})", rule.name, rule.rule_id);
+    println!(
+        "severity {} · risk score {}",
+        rule.severity, rule.risk_score
+    );
+    for threat in &rule.threat {
+        let techniques: Vec<String> = threat
+            .techniques
+            .iter()
+            .map(|t| format!("{} {}", t.id, t.name))
+            .collect();
+        println!(
+            "  {} {}: {}",
+            threat.tactic.id,
+            threat.tactic.name,
+            techniques.join(", ")
+        );
+    }
+    println!("\nquery:\n{}", rule.query.source().trim_end());
+    for w in rule.query.warnings() {
+        println!("warning at {}: {}", w.span.start, w.message);
+    }
+    println!(
+        "\nprefilter literals (a record must contain them to be parsed): {:?}",
+        detector.prefilter().needles()
+    );
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("vmext-detect: {e}\n\nRun `vmext-detect --help` for usage.");
+            return ExitCode::from(2);
+        }
+    };
+    let rule = match load_rule(&args) {
+        Ok(rule) => rule,
+        Err(e) => {
+            eprintln!("vmext-detect: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let detector = Detector::new(rule);
+    match args.command.as_str() {
+        "rule" => {
+            describe_rule(&detector);
+            ExitCode::SUCCESS
+        }
+        "scan" => {
+            let inputs = if args.inputs.is_empty() {
+                vec![Input::Stdin]
+            } else {
+                args.inputs.clone()
+            };
+            for w in detector.rule().query.warnings() {
+                eprintln!("vmext-detect: warning at {}: {}", w.span.start, w.message);
+            }
+            let mut evaluator = NativeEvaluator::new(detector);
+            let started = Instant::now();
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+            let mut log = io::stderr();
+            let result = scan(
+                &inputs,
+                &mut evaluator,
+                args.report,
+                args.progress,
+                &mut out,
+                &mut log,
+            );
+            drop(out);
+            match result {
+                Ok(summary) => {
+                    let _ = writeln!(log, "{}", summary.line(started.elapsed()));
+                    if summary.alerts > 0 {
+                        ExitCode::from(1)
+                    } else if summary.invalid > 0 {
+                        ExitCode::from(3)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("vmext-detect: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        "" => {
+            print!("{HELP}");
+            ExitCode::from(2)
+        }
+        other => {
+            eprintln!(
+                "vmext-detect: unknown command `{other}`\n\nRun `vmext-detect --help` for usage."
+            );
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The `vmext-detect` binary as a user runs it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn detect(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmext-detect"))
+        .args(args)
+        .current_dir(vmext_test_support::repo_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn scanning_fixtures_prints_one_alert_per_line_and_exits_1() {
+    let (code, out, err) = detect(
+        &[
+            "scan",
+            "fixtures/raw/event-hub-envelope-mixed.json",
+            "fixtures/ecs/outcome-failure.json",
+        ],
+        b"",
+    );
+    assert_eq!(code, 1, "{err}");
+    let alerts: Vec<&str> = out.lines().collect();
+    assert!(!alerts.is_empty());
+    for alert in alerts {
+        let doc = vmext_json::parse(alert.as_bytes()).unwrap();
+        assert_eq!(
+            doc.get("event")
+                .and_then(|e| e.get("kind"))
+                .and_then(|k| k.as_str()),
+            Some("alert")
+        );
+    }
+    assert!(err.contains("documents 2"), "{err}");
+}
+
+#[test]
+fn stdin_with_bad_lines_reports_them_and_goes_on() {
+    let input = b"{\"operationName\":\"x\"}\nnot json at all MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE User CUSTOMSCRIPTEXTENSION\n\n{\"a\":1}\n";
+    let (code, out, err) = detect(&["scan"], input);
+    assert_eq!(code, 3, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("<stdin>:2: invalid JSON"), "{err}");
+    assert!(err.contains("documents 3"), "{err}");
+}
+
+#[test]
+fn explain_says_why() {
+    let (code, out, _) = detect(
+        &["scan", "--explain", "fixtures/ecs/principal-group.json"],
+        b"",
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("no match"), "{out}");
+    assert!(
+        out.contains(
+            "✗ azure.activitylogs.identity.authorization.evidence.principal_type:User   seen: Group"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_arguments_and_rules_exit_2() {
+    assert_eq!(detect(&["scan", "--bogus"], b"").0, 2);
+    assert_eq!(detect(&["scan", "--query", "a:(b"], b"").0, 2);
+    assert_eq!(detect(&["scan", "no-such-file.ndjson"], b"").0, 2);
+    let (code, out, _) = detect(&["scan", "--query", "a:b"], b"{\"a\":\"b\"}\n");
+    assert_eq!(code, 1);
+    assert_eq!(out.lines().count(), 1);
+}
