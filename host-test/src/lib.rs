@@ -5,6 +5,8 @@
 //! * [`evaluator`] is the interface every artefact implements, with the native engine;
 //! * [`scan`] drives an evaluator over inputs and reports alerts, explanations and a summary.
 
+pub mod component;
 pub mod evaluator;
+pub mod generate;
 pub mod input;
 pub mod scan;

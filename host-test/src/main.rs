@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use vmext_engine::{Detector, Rule};
-use vmext_host::evaluator::NativeEvaluator;
+use vmext_host::component::{
+    ComponentEvaluator, ComponentRuntime, Limits, RuleSource, find_component,
+};
+use vmext_host::evaluator::{Evaluator, NativeEvaluator};
+use vmext_host::generate::{CorpusShape, CorpusSpec, generate};
 use vmext_host::scan::{Input, Report, scan};
 
 const HELP: &str = "\
@@ -16,12 +20,18 @@ Elastic's detection rule evaluated exactly as Elastic would.
 USAGE:
     vmext-detect scan [OPTIONS] [FILE...]
     vmext-detect rule [--rule FILE.toml | --query KQL]
+    vmext-detect generate [--records N] [--shape ecs|raw] [--seed N]
+                          [--true-positives RATE] [--near-misses RATE]
 
 COMMANDS:
     scan    Read records (NDJSON files, .json files holding a {\"records\":[...]} envelope,
             or stdin when no FILE or `-` is given), write alerts as NDJSON to stdout and a
             summary to stderr.
     rule    Print the rule's identity, query, warnings and prefilter literals.
+    generate
+            Write a deterministic synthetic corpus (NDJSON) to stdout: ECS records of about
+            1 KB or raw export records of about 1.8 KB; by default 100000 records, 0.1 % true
+            positives and 5 % near misses (the rule's operation, failing another clause).
 
 OPTIONS:
     --rule FILE.toml    Run this Elastic detection-rules TOML file (type query, language kuery)
@@ -30,6 +40,11 @@ OPTIONS:
     --explain           For every record, print its verdict and why, clause by clause.
     --explain-json      For every record, print the result object (verdict, alert,
                         explanation) as NDJSON.
+    --engine ENGINE     `component` (default): run the rule as the WebAssembly component under
+                        wasmtime, with a memory cap and a deadline per document.
+                        `native`: run the engine linked into this binary.
+    --component PATH    The component to run (default: $VMEXT_COMPONENT, or vmext_guest.wasm
+                        next to this executable or in its cargo target folder).
     --no-progress       Never draw the progress bar (it is drawn only on a terminal).
     -h, --help          Print this help.
     -V, --version       Print the version.
@@ -43,6 +58,9 @@ EXIT STATUS:
 
 struct Args {
     command: String,
+    corpus: CorpusSpec,
+    native: bool,
+    component: Option<PathBuf>,
     rule: Option<PathBuf>,
     query: Option<String>,
     report: Report,
@@ -54,6 +72,9 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut raw = std::env::args().skip(1);
     let mut args = Args {
         command: String::new(),
+        corpus: CorpusSpec::default(),
+        native: false,
+        component: None,
         rule: None,
         query: None,
         report: Report::Alerts,
@@ -71,6 +92,31 @@ fn parse_args() -> Result<Option<Args>, String> {
                 args.rule = Some(raw.next().ok_or("--rule needs a file")?.into());
             }
             "--query" => args.query = Some(raw.next().ok_or("--query needs a KQL query")?),
+            "--engine" => match raw.next().as_deref() {
+                Some("native") => args.native = true,
+                Some("component") => args.native = false,
+                other => {
+                    return Err(format!(
+                        "--engine takes `component` or `native`, not {other:?}"
+                    ));
+                }
+            },
+            "--component" => {
+                args.component = Some(raw.next().ok_or("--component needs a file")?.into());
+            }
+            "--records" => args.corpus.records = number(raw.next(), "--records")?,
+            "--seed" => args.corpus.seed = number(raw.next(), "--seed")?,
+            "--true-positives" => {
+                args.corpus.true_positive_rate = rate(raw.next(), "--true-positives")?
+            }
+            "--near-misses" => args.corpus.near_miss_rate = rate(raw.next(), "--near-misses")?,
+            "--shape" => {
+                args.corpus.shape = match raw.next().as_deref() {
+                    Some("ecs") => CorpusShape::Ecs,
+                    Some("raw") => CorpusShape::Raw,
+                    other => return Err(format!("--shape takes `ecs` or `raw`, not {other:?}")),
+                }
+            }
             "--explain" => args.report = Report::Explain,
             "--explain-json" => args.report = Report::ExplainJson,
             "--no-progress" => args.progress = false,
@@ -86,6 +132,19 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
+fn number(value: Option<String>, flag: &str) -> Result<u64, String> {
+    value
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .ok_or_else(|| format!("{flag} needs a whole number"))
+}
+
+fn rate(value: Option<String>, flag: &str) -> Result<f64, String> {
+    value
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| format!("{flag} needs a rate between 0 and 1"))
+}
+
 fn load_rule(args: &Args) -> Result<Rule, String> {
     if let Some(path) = &args.rule {
         let text = std::fs::read_to_string(path)
@@ -96,6 +155,22 @@ fn load_rule(args: &Args) -> Result<Rule, String> {
         return Rule::from_query(query).map_err(|e| e.to_string());
     }
     Ok(Rule::seed())
+}
+
+/// The rule running in the WebAssembly component. The rule was already loaded natively to
+/// validate it and print its warnings; the component loads the same text.
+fn component_evaluator(args: &Args) -> Result<ComponentEvaluator, String> {
+    let path = find_component(args.component.as_deref())?;
+    let source = match (&args.rule, &args.query) {
+        (Some(path), _) => RuleSource::Toml(
+            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        ),
+        (None, Some(query)) => RuleSource::Query(query.clone()),
+        (None, None) => RuleSource::Seed,
+    };
+    let runtime = ComponentRuntime::load(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    ComponentEvaluator::new(std::sync::Arc::new(runtime), source, Limits::default())
+        .map_err(|e| e.to_string())
 }
 
 fn describe_rule(detector: &Detector) {
@@ -149,6 +224,17 @@ fn main() -> ExitCode {
     };
     let detector = Detector::new(rule);
     match args.command.as_str() {
+        "generate" => {
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            match generate(&args.corpus, &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vmext-detect: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         "rule" => {
             describe_rule(&detector);
             ExitCode::SUCCESS
@@ -162,14 +248,24 @@ fn main() -> ExitCode {
             for w in detector.rule().query.warnings() {
                 eprintln!("vmext-detect: warning at {}: {}", w.span.start, w.message);
             }
-            let mut evaluator = NativeEvaluator::new(detector);
+            let mut evaluator: Box<dyn Evaluator> = if args.native {
+                Box::new(NativeEvaluator::new(detector))
+            } else {
+                match component_evaluator(&args) {
+                    Ok(e) => Box::new(e),
+                    Err(e) => {
+                        eprintln!("vmext-detect: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            };
             let started = Instant::now();
             let stdout = io::stdout();
             let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
             let mut log = io::stderr();
             let result = scan(
                 &inputs,
-                &mut evaluator,
+                evaluator.as_mut(),
                 args.report,
                 args.progress,
                 &mut out,

@@ -1,7 +1,8 @@
 //! `cargo xtask <task>`: everything the README asks a user to run, from a fresh machine.
 //!
-//! * `run`: build and scan the shipped fixtures, printing alerts (NDJSON) and a summary.
-//! * `test`: formatting, lints and every test of the workspace.
+//! * `run`: build the WebAssembly component and the host, then scan the shipped fixtures
+//!   through the component under wasmtime, printing alerts (NDJSON) and a summary.
+//! * `test`: formatting, lints (host and wasm targets) and every test of the workspace.
 //!
 //! Each task installs what it needs first, so a clean clone on a new machine works.
 
@@ -10,8 +11,13 @@ use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <run|test>
 
-  run    build the detector and scan the shipped fixtures (alerts to stdout, summary to stderr)
+  run    build the component and vmext-detect, then scan the shipped fixtures through the
+         component (alerts to stdout, summary to stderr)
   test   check formatting and lints, then run every test";
+
+/// The WebAssembly targets the guest is built for. `rustup` does not install them on its own
+/// here (`RUSTUP_AUTO_INSTALL=0`), so every task adds them first; this is quick when present.
+const WASM_TARGETS: [&str; 1] = ["wasm32-wasip2"];
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -81,8 +87,37 @@ fn fixture_files() -> Result<Vec<String>, String> {
     Ok(files)
 }
 
+/// Installs the wasm targets for the pinned toolchain.
+fn setup() -> Result<(), String> {
+    let mut args = vec!["target", "add"];
+    args.extend(WASM_TARGETS);
+    step("install the WebAssembly targets", "rustup", &args, &[0]).map(|_| ())
+}
+
+/// Builds the component the host runs.
+fn build_component() -> Result<(), String> {
+    step(
+        "build the WebAssembly component",
+        &cargo(),
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "vmext-guest",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "wasm-release",
+        ],
+        &[0],
+    )
+    .map(|_| ())
+}
+
 fn run() -> Result<(), String> {
     let cargo = cargo();
+    setup()?;
+    build_component()?;
     step(
         "build vmext-detect",
         &cargo,
@@ -90,11 +125,12 @@ fn run() -> Result<(), String> {
         &[0],
     )?;
     let files = fixture_files()?;
-    let mut args = vec!["scan", "--no-progress"];
+    let component = "target/wasm32-wasip2/wasm-release/vmext_guest.wasm";
+    let mut args = vec!["scan", "--no-progress", "--component", component];
     args.extend(files.iter().map(String::as_str));
     // Exit status 1 means "alerts were raised", which is the point of the fixtures.
     step(
-        "scan the shipped fixtures",
+        "scan the shipped fixtures through the component",
         "target/release/vmext-detect",
         &args,
         &[0, 1],
@@ -104,6 +140,7 @@ fn run() -> Result<(), String> {
 
 fn test() -> Result<(), String> {
     let cargo = cargo();
+    setup()?;
     step(
         "formatting",
         &cargo,
@@ -124,6 +161,26 @@ fn test() -> Result<(), String> {
         ],
         &[0],
     )?;
+    // The adapters are compiled only for their wasm targets: lint them there too.
+    step(
+        "lints of the component adapter",
+        &cargo,
+        &[
+            "clippy",
+            "--quiet",
+            "-p",
+            "vmext-guest",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "wasm-release",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[0],
+    )?;
+    // The tests build the guest artefacts they need from the current sources.
     step("tests", &cargo, &["test", "--workspace"], &[0])?;
     Ok(())
 }

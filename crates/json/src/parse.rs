@@ -58,9 +58,10 @@ pub struct Error {
     pub kind: ErrorKind,
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match &self.kind {
+impl Error {
+    /// What went wrong, without the offset.
+    pub fn message(&self) -> String {
+        match &self.kind {
             ErrorKind::InvalidUtf8 => "invalid UTF-8".to_owned(),
             ErrorKind::UnexpectedEnd => "unexpected end of input".to_owned(),
             ErrorKind::ExpectedValue => "expected a JSON value".to_owned(),
@@ -73,8 +74,13 @@ impl fmt::Display for Error {
             ErrorKind::InvalidNumber => "invalid number".to_owned(),
             ErrorKind::TooDeep(limit) => format!("nesting deeper than {limit} levels"),
             ErrorKind::TrailingCharacters => "unexpected characters after the document".to_owned(),
-        };
-        write!(f, "{what} at byte {}", self.offset)
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.message(), self.offset)
     }
 }
 

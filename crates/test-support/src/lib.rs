@@ -39,3 +39,64 @@ pub fn shared_path(relative: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// A WebAssembly artefact of the guest crate that tests run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artefact {
+    /// The component (`wasm32-wasip2`).
+    Component,
+    /// The component with the `test-hooks` feature (injected traps and endless loops).
+    ComponentWithTestHooks,
+}
+
+/// Builds `artefact` from the current sources (a no-op when it is fresh) and returns its path.
+///
+/// Tests call this instead of trusting a file on disk, so they never run a stale build.
+///
+/// # Panics
+/// When the build fails; the message says how to install the missing target.
+pub fn build_artefact(artefact: Artefact) -> PathBuf {
+    use std::sync::OnceLock;
+    static COMPONENT: OnceLock<PathBuf> = OnceLock::new();
+    static HOOKS: OnceLock<PathBuf> = OnceLock::new();
+    let (cell, target, features, target_dir) = match artefact {
+        Artefact::Component => (&COMPONENT, "wasm32-wasip2", None, "target"),
+        Artefact::ComponentWithTestHooks => (
+            &HOOKS,
+            "wasm32-wasip2",
+            Some("test-hooks"),
+            "target/test-hooks",
+        ),
+    };
+    cell.get_or_init(|| {
+        let root = repo_root();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.current_dir(&root).args([
+            "build",
+            "--quiet",
+            "-p",
+            "vmext-guest",
+            "--target",
+            target,
+            "--profile",
+            "wasm-release",
+            "--target-dir",
+            target_dir,
+        ]);
+        if let Some(f) = features {
+            cmd.args(["--features", f]);
+        }
+        let status = cmd.status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "building the guest for {target} failed ({status:?}); install the target with \
+             `rustup target add {target}` or run `cargo xtask test`, which does"
+        );
+        root.join(target_dir)
+            .join(target)
+            .join("wasm-release")
+            .join("vmext_guest.wasm")
+    })
+    .clone()
+}

@@ -1,0 +1,232 @@
+//! The component adapter: `vmext:detect/detector` (wit/detector.wit) over the engine.
+
+use vmext_engine::{
+    Detector, Evaluation, Explanation, Outcome, RecordError, Rule, RuleError, Shape, Verdict,
+};
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "filter",
+});
+
+use exports::vmext::detect::detector as api;
+
+struct Component;
+
+impl api::Guest for Component {
+    type Detector = DetectorResource;
+}
+
+/// The resource behind `detector`.
+struct DetectorResource {
+    detector: Detector,
+}
+
+impl api::GuestDetector for DetectorResource {
+    fn seed() -> api::Detector {
+        api::Detector::new(DetectorResource {
+            detector: Detector::seed(),
+        })
+    }
+
+    fn from_toml(toml: String) -> Result<api::Detector, api::Error> {
+        let rule = Rule::from_toml(&toml).map_err(rule_error)?;
+        Ok(api::Detector::new(DetectorResource {
+            detector: Detector::new(rule),
+        }))
+    }
+
+    fn from_query(kql: String) -> Result<api::Detector, api::Error> {
+        let rule = Rule::from_query(&kql).map_err(rule_error)?;
+        Ok(api::Detector::new(DetectorResource {
+            detector: Detector::new(rule),
+        }))
+    }
+
+    fn rule(&self) -> api::RuleInfo {
+        rule_info(self.detector.rule())
+    }
+
+    fn evaluate(&self, document: Vec<u8>, explain: bool) -> api::DocumentResult {
+        evaluate(&self.detector, &document, explain)
+    }
+
+    fn evaluate_batch(&self, documents: Vec<Vec<u8>>, explain: bool) -> Vec<api::DocumentResult> {
+        documents
+            .iter()
+            .map(|d| evaluate(&self.detector, d, explain))
+            .collect()
+    }
+}
+
+export!(Component);
+
+fn evaluate(detector: &Detector, document: &[u8], explain: bool) -> api::DocumentResult {
+    crate::test_hooks::apply(document);
+    let evaluations = if explain {
+        detector.explain(document)
+    } else {
+        match detector.evaluate(document) {
+            Ok(Outcome::Rejected) => return api::DocumentResult::Rejected,
+            Ok(Outcome::Evaluated(list)) => Ok(list),
+            Err(e) => Err(e),
+        }
+    };
+    match evaluations {
+        Ok(list) => api::DocumentResult::Records(
+            list.iter()
+                .map(|e| record_result(e, detector.rule()))
+                .collect(),
+        ),
+        Err(e) => api::DocumentResult::Failed(failure(&e)),
+    }
+}
+
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn failure(e: &RecordError) -> api::Failure {
+    let error = match e {
+        RecordError::InvalidJson(j) => api::Error::InvalidJson(api::LocatedError {
+            offset: offset(j.offset),
+            message: j.message(),
+        }),
+        RecordError::NotAnObject => api::Error::NotAnObject,
+        RecordError::DuplicateKey(k) => api::Error::DuplicateKey(k.clone()),
+    };
+    api::Failure {
+        error,
+        message: e.to_string(),
+    }
+}
+
+fn rule_error(e: RuleError) -> api::Error {
+    match e {
+        RuleError::Toml(m) => api::Error::InvalidRule(m),
+        RuleError::UnsupportedType(t) => api::Error::UnsupportedRuleType(t),
+        RuleError::UnsupportedLanguage(l) => api::Error::UnsupportedLanguage(l),
+        RuleError::QuerySyntax(s) => api::Error::QuerySyntax(api::LocatedError {
+            offset: offset(s.offset),
+            message: s.message,
+        }),
+    }
+}
+
+fn record_result(e: &Evaluation, rule: &Rule) -> api::RecordResult {
+    api::RecordResult {
+        envelope_index: e.envelope_index.map(offset),
+        shape: e.shape.map(|s| match s {
+            Shape::Ecs => api::RecordShape::Ecs,
+            Shape::AzureRaw => api::RecordShape::AzureRaw,
+        }),
+        verdict: match &e.verdict {
+            Verdict::Alert(alert) => api::Verdict::Alert(api::Alert {
+                rule_id: rule.rule_id.clone(),
+                rule_name: rule.name.clone(),
+                severity: rule.severity.clone(),
+                risk_score: rule.risk_score,
+                tactics: rule
+                    .threat
+                    .iter()
+                    .map(|t| format!("{} {}", t.tactic.id, t.tactic.name))
+                    .collect(),
+                techniques: rule
+                    .threat
+                    .iter()
+                    .flat_map(|t| &t.techniques)
+                    .flat_map(|t| {
+                        std::iter::once(format!("{} {}", t.id, t.name)).chain(
+                            t.subtechniques
+                                .iter()
+                                .map(|s| format!("{} {}", s.id, s.name)),
+                        )
+                    })
+                    .collect(),
+                timestamp: alert.timestamp.clone(),
+                investigation_fields: alert
+                    .investigation_fields
+                    .iter()
+                    .map(|(name, values)| api::FieldValues {
+                        name: name.clone(),
+                        values: values.clone(),
+                    })
+                    .collect(),
+                extension_family: alert.extension_family.clone(),
+                ecs_json: alert.json.clone(),
+            }),
+            Verdict::NoMatch => api::Verdict::NoMatch,
+            Verdict::Invalid(err) => api::Verdict::Invalid(failure(err)),
+        },
+        explanation: e.explanation.as_ref().map(flatten),
+        result_json: e.to_json(),
+    }
+}
+
+/// The explanation tree in depth-first order, each clause with its depth.
+fn flatten(root: &Explanation) -> Vec<api::Clause> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root, 0u32)];
+    while let Some((e, depth)) = stack.pop() {
+        out.push(api::Clause {
+            depth,
+            text: e.clause.clone(),
+            held: e.held,
+            field: e.field.clone(),
+            seen: e.seen.clone(),
+        });
+        stack.extend(e.children.iter().rev().map(|c| (c, depth + 1)));
+    }
+    out
+}
+
+fn mitre(r: &vmext_engine::rule::MitreRef) -> api::MitreRef {
+    api::MitreRef {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        reference: r.reference.clone(),
+    }
+}
+
+fn rule_info(rule: &Rule) -> api::RuleInfo {
+    api::RuleInfo {
+        rule_id: rule.rule_id.clone(),
+        name: rule.name.clone(),
+        description: rule.description.clone(),
+        severity: rule.severity.clone(),
+        severity_number: rule.severity_number(),
+        risk_score: rule.risk_score,
+        author: rule.author.clone(),
+        license: rule.license.clone(),
+        references: rule.references.clone(),
+        tags: rule.tags.clone(),
+        threat: rule
+            .threat
+            .iter()
+            .map(|t| api::Threat {
+                framework: t.framework.clone(),
+                tactic: mitre(&t.tactic),
+                techniques: t
+                    .techniques
+                    .iter()
+                    .map(|tech| api::Technique {
+                        technique: api::MitreRef {
+                            id: tech.id.clone(),
+                            name: tech.name.clone(),
+                            reference: tech.reference.clone(),
+                        },
+                        subtechniques: tech.subtechniques.iter().map(mitre).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        investigation_fields: rule.investigation_fields.clone(),
+        query: rule.query.source().to_owned(),
+        warnings: rule
+            .query
+            .warnings()
+            .iter()
+            .map(|w| format!("{}: {}", w.span.start, w.message))
+            .collect(),
+    }
+}

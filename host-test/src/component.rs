@@ -1,0 +1,434 @@
+//! Running the rule as a WebAssembly component under wasmtime.
+//!
+//! The component (`wasm32-wasip2`, world `vmext:detect/filter`) is loaded once and called per
+//! document. Each store has a memory cap and each call a deadline (epoch interruption): a guest
+//! that traps, runs out of memory or never returns costs one document, reported as failed, and
+//! the next document runs in a fresh instance. The component is given no WASI at all: the
+//! imports that Rust's standard library declares are defined as traps, so it can reach no file,
+//! socket, clock or environment.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use vmext_engine::Explanation;
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+
+use crate::evaluator::{DocumentResult, Evaluator, RecordResult};
+
+/// Host bindings generated from `wit/detector.wit` (documented there).
+#[allow(missing_docs)]
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "filter",
+    });
+}
+
+use bindings::Filter;
+pub use bindings::exports::vmext::detect::detector as api;
+
+/// The component's file name as the build writes it.
+pub const COMPONENT_FILE: &str = "vmext_guest.wasm";
+
+/// Finds the component: `explicit` if given, else `$VMEXT_COMPONENT`, else next to the running
+/// executable, else where `cargo xtask` builds it relative to the executable's target folder.
+pub fn find_component(explicit: Option<&Path>) -> Result<std::path::PathBuf, String> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("VMEXT_COMPONENT") {
+        return Ok(p.into());
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let candidates = [
+        dir.join(COMPONENT_FILE),
+        dir.join("../wasm32-wasip2/wasm-release")
+            .join(COMPONENT_FILE),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "the WebAssembly component {COMPONENT_FILE} was not found next to the executable \
+                 or in its target folder; build it with `cargo xtask run`, pass --component \
+                 PATH, or use --engine native"
+            )
+        })
+}
+
+/// How often the epoch advances; the unit of [`Limits::deadline`].
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Resource limits for the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most linear memory one instance may have.
+    pub memory_bytes: usize,
+    /// The longest one call may run.
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    /// 256 MiB and 5 s: far above what a log record needs, low enough to stop a runaway.
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 256 << 20,
+            deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Which rule the component should run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSource {
+    /// The built-in seed rule.
+    Seed,
+    /// The text of an Elastic detection-rules TOML file.
+    Toml(String),
+    /// A bare KQL query.
+    Query(String),
+}
+
+/// Why the component could not be set up.
+#[derive(Debug)]
+pub enum SetupError {
+    /// wasmtime could not load, link or start the component.
+    Wasm(wasmtime::Error),
+    /// The component refused the rule.
+    Rule(String),
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::Wasm(e) => write!(f, "cannot run the component: {e:#}"),
+            SetupError::Rule(m) => write!(f, "the component refused the rule: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+impl From<wasmtime::Error> for SetupError {
+    fn from(e: wasmtime::Error) -> Self {
+        SetupError::Wasm(e)
+    }
+}
+
+/// Advances an engine's epoch every [`EPOCH_TICK`] until dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("vmext-epoch".to_owned())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Ticker { stop, thread }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What a store carries: its resource limits.
+struct State {
+    limits: StoreLimits,
+}
+
+/// A loaded, compiled component, ready to instantiate. Compiling is the expensive part (tens
+/// to hundreds of milliseconds); one runtime can serve many evaluators.
+pub struct ComponentRuntime {
+    engine: Engine,
+    component: Component,
+    linker: Linker<State>,
+    _ticker: Ticker,
+}
+
+impl ComponentRuntime {
+    /// Loads and compiles the component at `path`.
+    pub fn load(path: &Path) -> Result<ComponentRuntime, SetupError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let component = Component::from_file(&engine, path)?;
+        let mut linker = Linker::new(&engine);
+        // No WASI: whatever the standard library imports traps if it is ever called.
+        linker.define_unknown_imports_as_traps(&component)?;
+        let ticker = Ticker::start(engine.clone());
+        Ok(ComponentRuntime {
+            engine,
+            component,
+            linker,
+            _ticker: ticker,
+        })
+    }
+
+    /// The component's imports, as `name` strings (for auditing what it can reach).
+    pub fn imports(&self) -> Vec<String> {
+        self.component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    /// The component's exports, as `name` strings.
+    pub fn exports(&self) -> Vec<String> {
+        self.component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    fn store(&self, limits: Limits) -> Store<State> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
+            .instances(4)
+            .build();
+        let mut store = Store::new(&self.engine, State { limits });
+        store.limiter(|s| &mut s.limits);
+        store
+    }
+}
+
+impl Limits {
+    fn deadline_ticks(&self) -> u64 {
+        let ticks = self.deadline.as_millis() / EPOCH_TICK.as_millis().max(1);
+        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+    }
+}
+
+/// One live instance with its detector.
+struct Live {
+    store: Store<State>,
+    bindings: Filter,
+    detector: ResourceAny,
+}
+
+/// The rule running in the component: an [`Evaluator`] over wasmtime.
+pub struct ComponentEvaluator {
+    runtime: Arc<ComponentRuntime>,
+    rule: RuleSource,
+    limits: Limits,
+    live: Live,
+    /// Instances replaced after a trap or a limit.
+    restarts: u64,
+}
+
+impl ComponentEvaluator {
+    /// Instantiates the component and creates the detector for `rule`, under `limits`.
+    pub fn new(
+        runtime: Arc<ComponentRuntime>,
+        rule: RuleSource,
+        limits: Limits,
+    ) -> Result<Self, SetupError> {
+        let live = instantiate(&runtime, &rule, limits)?;
+        Ok(ComponentEvaluator {
+            runtime,
+            rule,
+            limits,
+            live,
+            restarts: 0,
+        })
+    }
+
+    /// How many times a fresh instance replaced one that trapped or hit a limit.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    /// The rule as the component reports it.
+    pub fn rule_info(&mut self) -> Result<api::RuleInfo, SetupError> {
+        let live = &mut self.live;
+        live.store.set_epoch_deadline(self.limits.deadline_ticks());
+        Ok(live
+            .bindings
+            .vmext_detect_detector()
+            .detector()
+            .call_rule(&mut live.store, live.detector)?)
+    }
+
+    /// Evaluates a batch of documents in one call.
+    pub fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {
+        let live = &mut self.live;
+        live.store.set_epoch_deadline(self.limits.deadline_ticks());
+        let owned: Vec<Vec<u8>> = documents.iter().map(|d| d.to_vec()).collect();
+        let result = live
+            .bindings
+            .vmext_detect_detector()
+            .detector()
+            .call_evaluate_batch(&mut live.store, live.detector, &owned, explain);
+        match result {
+            Ok(list) => list.into_iter().map(convert).collect(),
+            // One document stopped the batch: retry one by one so that only it fails.
+            Err(_) => {
+                self.recover();
+                documents
+                    .iter()
+                    .map(|d| self.evaluate(d, explain))
+                    .collect()
+            }
+        }
+    }
+
+    /// Replaces the instance after a trap. If even a fresh instance cannot be made, the old
+    /// one is kept and later calls report its failure.
+    fn recover(&mut self) {
+        if let Ok(live) = instantiate(&self.runtime, &self.rule, self.limits) {
+            self.live = live;
+            self.restarts += 1;
+        }
+    }
+}
+
+fn instantiate(
+    runtime: &ComponentRuntime,
+    rule: &RuleSource,
+    limits: Limits,
+) -> Result<Live, SetupError> {
+    let mut store = runtime.store(limits);
+    store.set_epoch_deadline(limits.deadline_ticks());
+    let bindings = Filter::instantiate(&mut store, &runtime.component, &runtime.linker)?;
+    let guest = bindings.vmext_detect_detector().detector();
+    let detector = match rule {
+        RuleSource::Seed => guest.call_seed(&mut store)?,
+        RuleSource::Toml(text) => guest
+            .call_from_toml(&mut store, text)?
+            .map_err(|e| SetupError::Rule(describe_error(&e)))?,
+        RuleSource::Query(kql) => guest
+            .call_from_query(&mut store, kql)?
+            .map_err(|e| SetupError::Rule(describe_error(&e)))?,
+    };
+    Ok(Live {
+        store,
+        bindings,
+        detector,
+    })
+}
+
+impl Evaluator for ComponentEvaluator {
+    fn evaluate(&mut self, document: &[u8], explain: bool) -> DocumentResult {
+        let live = &mut self.live;
+        live.store.set_epoch_deadline(self.limits.deadline_ticks());
+        let result = live
+            .bindings
+            .vmext_detect_detector()
+            .detector()
+            .call_evaluate(&mut live.store, live.detector, document, explain);
+        match result {
+            Ok(r) => convert(r),
+            Err(trap) => {
+                let message = format!("the guest failed on this document: {}", trap_reason(&trap));
+                self.recover();
+                DocumentResult::Failed(message)
+            }
+        }
+    }
+}
+
+/// A short reason for a trap: the deadline, the memory cap, or the guest's own failure.
+fn trap_reason(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => "deadline exceeded".to_owned(),
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}"),
+    }
+}
+
+fn describe_error(e: &api::Error) -> String {
+    match e {
+        api::Error::InvalidJson(l) => format!("invalid JSON: {} at byte {}", l.message, l.offset),
+        api::Error::NotAnObject => "the record is not a JSON object".to_owned(),
+        api::Error::DuplicateKey(k) => format!("duplicate key `{k}`"),
+        api::Error::InvalidRule(m) => format!("invalid rule file: {m}"),
+        api::Error::UnsupportedRuleType(t) => format!("unsupported rule type `{t}`"),
+        api::Error::UnsupportedLanguage(l) => format!("unsupported query language `{l}`"),
+        api::Error::QuerySyntax(l) => format!("query syntax error: {} at {}", l.message, l.offset),
+    }
+}
+
+fn convert(result: api::DocumentResult) -> DocumentResult {
+    match result {
+        api::DocumentResult::Rejected => DocumentResult::Rejected,
+        api::DocumentResult::Failed(f) => DocumentResult::Failed(f.message),
+        api::DocumentResult::Records(records) => DocumentResult::Records(
+            records
+                .into_iter()
+                .map(|r| {
+                    let (alert_json, error) = match r.verdict {
+                        api::Verdict::Alert(a) => (Some(a.ecs_json), None),
+                        api::Verdict::NoMatch => (None, None),
+                        api::Verdict::Invalid(f) => (None, Some(f.message)),
+                    };
+                    RecordResult {
+                        alert_json,
+                        error,
+                        json: r.result_json,
+                        outline: r
+                            .explanation
+                            .map(|clauses| unflatten(&clauses).to_outline()),
+                    }
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Rebuilds the explanation tree from its depth-first list.
+fn unflatten(clauses: &[api::Clause]) -> Explanation {
+    let node = |c: &api::Clause| Explanation {
+        clause: c.text.clone(),
+        held: c.held,
+        field: c.field.clone(),
+        seen: c.seen.clone(),
+        children: Vec::new(),
+    };
+    // A stack of the open ancestors; a clause closes every ancestor at its depth or deeper.
+    let mut stack: Vec<(u32, Explanation)> = Vec::new();
+    let close = |stack: &mut Vec<(u32, Explanation)>, depth: u32| {
+        while stack.len() > 1 && stack.last().is_some_and(|(d, _)| *d >= depth) {
+            if let Some((_, done)) = stack.pop()
+                && let Some((_, parent)) = stack.last_mut()
+            {
+                parent.children.push(done);
+            }
+        }
+    };
+    for c in clauses {
+        close(&mut stack, c.depth);
+        stack.push((c.depth, node(c)));
+    }
+    close(&mut stack, 0);
+    stack.pop().map(|(_, e)| e).unwrap_or_else(|| Explanation {
+        clause: String::new(),
+        held: false,
+        field: None,
+        seen: Vec::new(),
+        children: Vec::new(),
+    })
+}

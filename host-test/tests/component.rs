@@ -1,0 +1,310 @@
+//! The rule as a WebAssembly component, driven by wasmtime: its contract, its equality with the
+//! native engine on every fixture, snapshots of its output, and its behaviour under traps,
+//! endless loops and memory exhaustion.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use vmext_engine::Detector;
+use vmext_host::component::{ComponentEvaluator, ComponentRuntime, Limits, RuleSource};
+use vmext_host::evaluator::{DocumentResult, Evaluator, NativeEvaluator};
+use vmext_test_support::{Artefact, build_artefact, repo_root};
+
+/// One compiled runtime per artefact, shared by the tests of this binary.
+fn runtime(artefact: Artefact) -> Arc<ComponentRuntime> {
+    static PLAIN: OnceLock<Arc<ComponentRuntime>> = OnceLock::new();
+    static HOOKS: OnceLock<Arc<ComponentRuntime>> = OnceLock::new();
+    let cell = match artefact {
+        Artefact::Component => &PLAIN,
+        Artefact::ComponentWithTestHooks => &HOOKS,
+    };
+    cell.get_or_init(|| Arc::new(ComponentRuntime::load(&build_artefact(artefact)).unwrap()))
+        .clone()
+}
+
+fn component(rule: RuleSource, limits: Limits) -> Result<ComponentEvaluator, String> {
+    ComponentEvaluator::new(runtime(Artefact::Component), rule, limits).map_err(|e| e.to_string())
+}
+
+fn seed_component() -> ComponentEvaluator {
+    component(RuleSource::Seed, Limits::default()).unwrap()
+}
+
+/// Every fixture file, in a stable order.
+fn fixture_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for shape in ["ecs", "raw"] {
+        for entry in std::fs::read_dir(repo_root().join("fixtures").join(shape)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    files.sort();
+    files
+}
+
+fn name_of(path: &std::path::Path) -> String {
+    let shape = path
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy();
+    let stem = path.file_stem().unwrap().to_string_lossy();
+    format!("{shape}__{stem}")
+}
+
+/// The component needs nothing from its host. Rust's standard library for `wasm32-wasip2`
+/// declares its runtime's WASI interfaces (environment and exit, the standard streams and
+/// their terminal queries, which panic messages would use); the host defines every one of them
+/// as a trap, so even these are unreachable. Anything beyond this list (files, sockets,
+/// clocks, random) fails the test.
+#[test]
+fn component_imports_only_what_std_declares() {
+    let rt = runtime(Artefact::Component);
+    let allowed = [
+        "wasi:cli/environment",
+        "wasi:cli/exit",
+        "wasi:cli/stderr",
+        "wasi:cli/stdin",
+        "wasi:cli/stdout",
+        "wasi:cli/terminal-input",
+        "wasi:cli/terminal-output",
+        "wasi:cli/terminal-stdin",
+        "wasi:cli/terminal-stdout",
+        "wasi:cli/terminal-stderr",
+        "wasi:io/error",
+        "wasi:io/poll",
+        "wasi:io/streams",
+    ];
+    let imports = rt.imports();
+    for import in &imports {
+        let interface = import.split('@').next().unwrap();
+        assert!(
+            allowed.contains(&interface),
+            "unexpected import {import}; the component must not reach files, network or clocks"
+        );
+    }
+    for forbidden in ["filesystem", "sockets", "clocks", "random", "http"] {
+        assert!(
+            !imports.iter().any(|i| i.contains(forbidden)),
+            "{imports:?}"
+        );
+    }
+    assert_eq!(rt.exports(), vec!["vmext:detect/detector@0.1.0".to_owned()]);
+}
+
+#[test]
+fn component_reports_the_seed_rule() {
+    let mut c = seed_component();
+    let info = c.rule_info().unwrap();
+    let rule = Detector::seed().rule().clone();
+    assert_eq!(info.rule_id, rule.rule_id);
+    assert_eq!(info.name, rule.name);
+    assert_eq!(info.risk_score, 47);
+    assert_eq!(info.severity_number, 47);
+    assert_eq!(info.threat.len(), 3);
+    assert_eq!(info.investigation_fields, rule.investigation_fields);
+    assert_eq!(info.query, rule.query.source());
+}
+
+/// The component and the native engine give byte-identical results on every fixture, with the
+/// prefilter (plain scan) and without it (explanations).
+#[test]
+fn component_equals_native_on_every_fixture() {
+    let mut component = seed_component();
+    let mut native = NativeEvaluator::new(Detector::seed());
+    let mut compared = 0;
+    for path in fixture_files() {
+        let text = std::fs::read(&path).unwrap();
+        for explain in [false, true] {
+            let a = component.evaluate(&text, explain);
+            let b = native.evaluate(&text, explain);
+            assert_eq!(a, b, "{} (explain {explain})", path.display());
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 2 * fixture_files().len());
+    // A batch call gives the same results as one call per document.
+    let texts: Vec<Vec<u8>> = fixture_files()
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let refs: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
+    let batch = component.evaluate_batch(&refs, false);
+    let single: Vec<DocumentResult> = refs.iter().map(|t| native.evaluate(t, false)).collect();
+    assert_eq!(batch, single);
+}
+
+/// Reviewed snapshots of what the component says about every fixture: the verdicts, the
+/// alerts and the clause-by-clause explanations.
+#[test]
+fn component_output_snapshots() {
+    let mut component = seed_component();
+    for path in fixture_files() {
+        let text = std::fs::read(&path).unwrap();
+        let DocumentResult::Records(records) = component.evaluate(&text, true) else {
+            panic!("{}: not evaluated", path.display());
+        };
+        let mut report = String::new();
+        for record in records {
+            report.push_str(&pretty(&record.json));
+            report.push('\n');
+            if let Some(outline) = record.outline {
+                report.push_str(&outline);
+            }
+        }
+        insta::assert_snapshot!(name_of(&path), report);
+    }
+}
+
+/// Indents compact JSON two spaces per level, for readable snapshots.
+fn pretty(json: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                depth += 1;
+                out.push(c);
+                out.push('\n');
+                out.push_str(&"  ".repeat(depth));
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                out.push('\n');
+                out.push_str(&"  ".repeat(depth));
+                out.push(c);
+            }
+            ',' => {
+                out.push(',');
+                out.push('\n');
+                out.push_str(&"  ".repeat(depth));
+            }
+            ':' => out.push_str(": "),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn verdicts(result: &DocumentResult) -> String {
+    match result {
+        DocumentResult::Rejected => "rejected".to_owned(),
+        DocumentResult::Failed(m) => format!("failed: {m}"),
+        DocumentResult::Records(r) => r
+            .iter()
+            .map(|r| match (&r.alert_json, &r.error) {
+                (Some(_), _) => "alert",
+                (_, Some(_)) => "invalid",
+                _ => "none",
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// A trap and an endless loop each cost one document; the scan goes on in a fresh instance.
+#[test]
+fn trap_and_endless_loop_cost_one_document_each() {
+    let limits = Limits {
+        memory_bytes: 64 << 20,
+        deadline: Duration::from_millis(300),
+    };
+    let mut c = ComponentEvaluator::new(
+        runtime(Artefact::ComponentWithTestHooks),
+        RuleSource::Seed,
+        limits,
+    )
+    .unwrap();
+    let alert =
+        std::fs::read(repo_root().join("fixtures/ecs/custom-script-extension.json")).unwrap();
+    let trap = br#"{"note":"__vmext_test_trap__"}"#;
+    let endless = br#"{"note":"__vmext_test_loop__"}"#;
+    let results: Vec<String> = [&alert[..], trap, &alert, endless, &alert]
+        .iter()
+        .map(|d| verdicts(&c.evaluate(d, false)))
+        .collect();
+    assert_eq!(results[0], "alert");
+    assert!(
+        results[1].starts_with("failed: the guest failed"),
+        "{}",
+        results[1]
+    );
+    assert_eq!(results[2], "alert");
+    assert!(results[3].contains("deadline exceeded"), "{}", results[3]);
+    assert_eq!(results[4], "alert");
+    assert_eq!(c.restarts(), 2);
+    // In a batch, the bad document fails alone.
+    let batch = c.evaluate_batch(&[&alert, trap, &alert], false);
+    let batch: Vec<String> = batch.iter().map(verdicts).collect();
+    assert_eq!(batch[0], "alert");
+    assert!(batch[1].starts_with("failed"));
+    assert_eq!(batch[2], "alert");
+}
+
+/// A document too large for the memory cap fails alone; smaller documents go on.
+#[test]
+fn memory_cap_costs_one_document() {
+    let limits = Limits {
+        memory_bytes: 8 << 20,
+        deadline: Duration::from_secs(5),
+    };
+    let mut c = component(RuleSource::Seed, limits).unwrap();
+    let alert =
+        std::fs::read(repo_root().join("fixtures/ecs/custom-script-extension.json")).unwrap();
+    let mut huge = b"{\"pad\":\"".to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 16 << 20));
+    huge.extend(b"\"}");
+    assert_eq!(verdicts(&c.evaluate(&alert, false)), "alert");
+    let failed = verdicts(&c.evaluate(&huge, true));
+    assert!(failed.starts_with("failed"), "{failed}");
+    assert_eq!(verdicts(&c.evaluate(&alert, false)), "alert");
+}
+
+/// Rules reach the component as TOML text or KQL, and its errors come back as values.
+#[test]
+fn rules_and_rule_errors_through_the_component() {
+    let limits = Limits::default();
+    let Err(e) = component(RuleSource::Query("a:(b".to_owned()), limits) else {
+        panic!("a bad query was accepted")
+    };
+    assert!(e.contains("query syntax error"), "{e}");
+    let eql = vmext_engine::SEED_RULE_TOML.replace("type = \"query\"", "type = \"eql\"");
+    let Err(e) = component(RuleSource::Toml(eql), limits) else {
+        panic!("an EQL rule was accepted")
+    };
+    assert!(e.contains("unsupported rule type"), "{e}");
+    let mut q = component(RuleSource::Query("a:b".to_owned()), limits).unwrap();
+    assert_eq!(verdicts(&q.evaluate(br#"{"a":"b"}"#, false)), "alert");
+    assert_eq!(
+        verdicts(&q.evaluate(b"{\"a\":\"b\"", false)),
+        "failed: invalid JSON: unexpected end of input at byte 8"
+    );
+    assert_eq!(
+        verdicts(&q.evaluate(b"{\"a\":\"b\xff\"}", false)),
+        "failed: invalid JSON: invalid UTF-8 at byte 7"
+    );
+}
