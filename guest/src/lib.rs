@@ -5,6 +5,7 @@
 //! | target | artefact | adapter |
 //! |---|---|---|
 //! | `wasm32-wasip2` | a component exporting `vmext:detect/detector` (see `wit/`) | `component` |
+//! | `wasm32-wasip1` (or `wasm32-unknown-unknown` with feature `fluent-bit`) | a core module for Fluent Bit's `wasm` filter | `fluent_bit` |
 //!
 //! The adapters only translate between their ABI and the engine's types; every decision is
 //! the engine's. Built for the host (as the workspace's tests do) this crate is only the
@@ -12,6 +13,15 @@
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi", target_env = "p2"))]
 mod component;
+
+#[cfg(all(
+    target_arch = "wasm32",
+    any(
+        all(target_os = "wasi", target_env = "p1"),
+        all(target_os = "unknown", feature = "fluent-bit")
+    )
+))]
+pub mod fluent_bit;
 
 /// Test-only behaviour injected into the adapters (feature `test-hooks`): lets the host's tests
 /// prove that a trap or an endless loop inside the guest costs one record, not the scan.

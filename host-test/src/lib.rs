@@ -7,6 +7,7 @@
 
 pub mod component;
 pub mod evaluator;
+pub mod fluent_bit;
 pub mod generate;
 pub mod input;
 pub mod scan;

@@ -10,8 +10,11 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn detect(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    // The command runs the component by default: build it from the current sources.
+    let component = vmext_test_support::build_artefact(vmext_test_support::Artefact::Component);
     let mut child = Command::new(env!("CARGO_BIN_EXE_vmext-detect"))
         .args(args)
+        .env("VMEXT_COMPONENT", component)
         .current_dir(vmext_test_support::repo_root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -76,6 +79,29 @@ fn explain_says_why() {
         ),
         "{out}"
     );
+}
+
+#[test]
+fn both_engines_print_the_same_alerts() {
+    let files = [
+        "fixtures/raw/event-hub-envelope-mixed.json",
+        "fixtures/ecs/json-escapes.json",
+    ];
+    let mut component = vec!["scan"];
+    component.extend(files);
+    let mut native = vec!["scan", "--engine", "native"];
+    native.extend(files);
+    let (a, out_a, _) = detect(&component, b"");
+    let (b, out_b, _) = detect(&native, b"");
+    assert_eq!((a, b), (1, 1));
+    assert_eq!(out_a, out_b);
+}
+
+#[test]
+fn missing_component_is_a_clear_error() {
+    let (code, _, err) = detect(&["scan", "--component", "no/such.wasm"], b"");
+    assert_eq!(code, 2);
+    assert!(err.contains("no/such.wasm"), "{err}");
 }
 
 #[test]

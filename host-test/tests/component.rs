@@ -24,6 +24,7 @@ fn runtime(artefact: Artefact) -> Arc<ComponentRuntime> {
     let cell = match artefact {
         Artefact::Component => &PLAIN,
         Artefact::ComponentWithTestHooks => &HOOKS,
+        other => panic!("{other:?} is not a component"),
     };
     cell.get_or_init(|| Arc::new(ComponentRuntime::load(&build_artefact(artefact)).unwrap()))
         .clone()

@@ -9,21 +9,45 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <run|test>
+const USAGE: &str = "usage: cargo xtask <run|test|build>
 
   run    build the component and vmext-detect, then scan the shipped fixtures through the
          component (alerts to stdout, summary to stderr)
-  test   check formatting and lints, then run every test";
+  test   check formatting and lints, then run every test
+  build  build every WebAssembly artefact (component, Fluent Bit filter) and vmext-detect";
 
 /// The WebAssembly targets the guest is built for. `rustup` does not install them on its own
 /// here (`RUSTUP_AUTO_INSTALL=0`), so every task adds them first; this is quick when present.
-const WASM_TARGETS: [&str; 1] = ["wasm32-wasip2"];
+const WASM_TARGETS: [&str; 3] = ["wasm32-wasip2", "wasm32-wasip1", "wasm32-unknown-unknown"];
+
+/// Each WebAssembly artefact: what it is, its target, its features and where it lands.
+const ARTEFACTS: [(&str, &str, Option<&str>, &str); 3] = [
+    (
+        "component",
+        "wasm32-wasip2",
+        None,
+        "target/wasm32-wasip2/wasm-release/vmext_guest.wasm",
+    ),
+    (
+        "Fluent Bit filter",
+        "wasm32-wasip1",
+        None,
+        "target/wasm32-wasip1/wasm-release/vmext_guest.wasm",
+    ),
+    (
+        "Fluent Bit filter (wasm32-unknown-unknown)",
+        "wasm32-unknown-unknown",
+        Some("fluent-bit"),
+        "target/wasm32-unknown-unknown/wasm-release/vmext_guest.wasm",
+    ),
+];
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "run" => run(),
         "test" => test(),
+        "build" => build(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -94,24 +118,54 @@ fn setup() -> Result<(), String> {
     step("install the WebAssembly targets", "rustup", &args, &[0]).map(|_| ())
 }
 
+/// `cargo build` arguments for one artefact (or `cargo clippy` with `command`).
+fn guest_args<'a>(command: &'a str, target: &'a str, features: Option<&'a str>) -> Vec<&'a str> {
+    let mut args = vec![
+        command,
+        "--quiet",
+        "-p",
+        "vmext-guest",
+        "--target",
+        target,
+        "--profile",
+        "wasm-release",
+    ];
+    if let Some(f) = features {
+        args.extend(["--features", f]);
+    }
+    args
+}
+
 /// Builds the component the host runs.
 fn build_component() -> Result<(), String> {
     step(
         "build the WebAssembly component",
         &cargo(),
-        &[
-            "build",
-            "--quiet",
-            "-p",
-            "vmext-guest",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "wasm-release",
-        ],
+        &guest_args("build", "wasm32-wasip2", None),
         &[0],
     )
     .map(|_| ())
+}
+
+fn build() -> Result<(), String> {
+    setup()?;
+    for (what, target, features, path) in ARTEFACTS {
+        step(
+            &format!("build the {what}"),
+            &cargo(),
+            &guest_args("build", target, features),
+            &[0],
+        )?;
+        eprintln!("    -> {path}");
+    }
+    step(
+        "build vmext-detect",
+        &cargo(),
+        &["build", "--release", "--quiet", "-p", "vmext-host"],
+        &[0],
+    )?;
+    eprintln!("    -> target/release/vmext-detect");
+    Ok(())
 }
 
 fn run() -> Result<(), String> {
@@ -162,24 +216,11 @@ fn test() -> Result<(), String> {
         &[0],
     )?;
     // The adapters are compiled only for their wasm targets: lint them there too.
-    step(
-        "lints of the component adapter",
-        &cargo,
-        &[
-            "clippy",
-            "--quiet",
-            "-p",
-            "vmext-guest",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "wasm-release",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[0],
-    )?;
+    for (what, target, features, _) in ARTEFACTS {
+        let mut args = guest_args("clippy", target, features);
+        args.extend(["--", "-D", "warnings"]);
+        step(&format!("lints of the {what}"), &cargo, &args, &[0])?;
+    }
     // The tests build the guest artefacts they need from the current sources.
     step("tests", &cargo, &["test", "--workspace"], &[0])?;
     Ok(())

@@ -20,9 +20,11 @@
 //! ```
 
 mod parse;
+mod validate;
 mod value;
 mod write;
 
 pub use parse::{Error, ErrorKind, Limits, parse, parse_with};
+pub use validate::validate;
 pub use value::{Number, Value};
 pub use write::{write_escaped_str, write_value};

@@ -47,19 +47,29 @@ pub enum Requirement {
     /// Never satisfied: no record of this shape can match.
     Nothing,
     /// The canonical spelling of a literal must occur.
-    Contains(Needle),
+    Contains(Box<Needle>),
     /// All must hold.
     All(Vec<Requirement>),
     /// At least one must hold.
     AnyOf(Vec<Requirement>),
 }
 
-/// A literal in canonical JSON spelling.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A literal in canonical JSON spelling, with its searcher built once.
+#[derive(Debug, Clone)]
 pub struct Needle {
     literal: String,
     canonical: Vec<u8>,
+    finder: memmem::Finder<'static>,
+    horspool: Horspool,
 }
+
+impl PartialEq for Needle {
+    fn eq(&self, other: &Self) -> bool {
+        self.canonical == other.canonical
+    }
+}
+
+impl Eq for Needle {}
 
 impl Needle {
     /// The needle for a literal.
@@ -70,6 +80,8 @@ impl Needle {
         }
         Needle {
             literal: literal.to_owned(),
+            finder: memmem::Finder::new(&canonical).into_owned(),
+            horspool: Horspool::new(&canonical),
             canonical,
         }
     }
@@ -77,6 +89,57 @@ impl Needle {
     /// The literal as the query wrote it.
     pub fn literal(&self) -> &str {
         &self.literal
+    }
+
+    /// Whether `text` contains the needle. Natively memchr's SIMD search; on wasm32, which
+    /// has no SIMD here (Fluent Bit's runtime refuses it), Horspool's skipping search, which
+    /// looks at roughly one byte in every needle-length on text that does not contain it.
+    fn found_in(&self, text: &[u8]) -> bool {
+        if cfg!(target_arch = "wasm32") {
+            self.horspool.find(&self.canonical, text)
+        } else {
+            self.finder.find(text).is_some()
+        }
+    }
+}
+
+/// Boyer–Moore–Horspool: the bad-character shift table of a needle.
+#[derive(Debug, Clone)]
+struct Horspool {
+    shift: [u8; 256],
+}
+
+impl Horspool {
+    fn new(needle: &[u8]) -> Horspool {
+        // Shifts are capped at 255; a longer needle simply skips less than it could.
+        let default = u8::try_from(needle.len()).unwrap_or(u8::MAX);
+        let mut shift = [default; 256];
+        if let Some((_, init)) = needle.split_last() {
+            for (i, b) in init.iter().enumerate() {
+                let distance = needle.len() - 1 - i;
+                if let (Some(slot), Ok(d)) =
+                    (shift.get_mut(usize::from(*b)), u8::try_from(distance))
+                {
+                    *slot = d;
+                }
+            }
+        }
+        Horspool { shift }
+    }
+
+    fn find(&self, needle: &[u8], text: &[u8]) -> bool {
+        let n = needle.len();
+        let Some(&last) = needle.last() else {
+            return true;
+        };
+        let mut at = 0;
+        while let Some(&b) = text.get(at + n - 1) {
+            if b == last && text.get(at..at + n) == Some(needle) {
+                return true;
+            }
+            at += usize::from(self.shift.get(usize::from(b)).copied().unwrap_or(1)).max(1);
+        }
+        false
     }
 }
 
@@ -288,16 +351,18 @@ fn derive_literal(literal: &Literal, how: Presence) -> Requirement {
     }
     match &literal.kind {
         LiteralKind::Text(t) if t.is_empty() => Requirement::Anything,
-        LiteralKind::Text(t) => Requirement::Contains(Needle::new(t)),
+        LiteralKind::Text(t) => Requirement::Contains(Box::new(Needle::new(t))),
         LiteralKind::Bool(b) => {
-            Requirement::Contains(Needle::new(if *b { "true" } else { "false" }))
+            Requirement::Contains(Box::new(Needle::new(if *b { "true" } else { "false" })))
         }
-        LiteralKind::Null => Requirement::Contains(Needle::new("null")),
+        LiteralKind::Null => Requirement::Contains(Box::new(Needle::new("null"))),
         LiteralKind::Wildcard(pieces) => Requirement::All(
             pieces
                 .iter()
                 .filter_map(|p| match p {
-                    Piece::Text(t) if !t.is_empty() => Some(Requirement::Contains(Needle::new(t))),
+                    Piece::Text(t) if !t.is_empty() => {
+                        Some(Requirement::Contains(Box::new(Needle::new(t))))
+                    }
                     _ => None,
                 })
                 .collect(),
@@ -338,14 +403,14 @@ impl<'r> Haystack<'r> {
     }
 
     fn contains(&mut self, needle: &Needle) -> bool {
-        if memmem::find(self.raw, &needle.canonical).is_some() {
+        if needle.found_in(self.raw) {
             return true;
         }
         let raw = self.raw;
         let canonical = self.canonical.get_or_insert_with(|| canonicalise(raw));
         match canonical {
             None => false,
-            Some(text) => memmem::find(text, &needle.canonical).is_some(),
+            Some(text) => needle.found_in(text),
         }
     }
 }
@@ -456,6 +521,44 @@ mod tests {
         assert!(quote.admits(br#"{"a":"say \"hi\"\n"}"#));
         let astral = req("a:\u{1F600}");
         assert!(astral.admits(br#"{"a":"\ud83d\ude00"}"#));
+    }
+
+    /// The wasm32 search agrees with memchr's on every position of a needle and on misses.
+    #[test]
+    fn horspool_agrees_with_memmem() {
+        let texts: [&[u8]; 4] = [
+            b"",
+            b"abcabcabd MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE xx",
+            b"aaaaaaaaaaaaaaaaaaaaaaab",
+            &[200u8; 300],
+        ];
+        let needles: [&[u8]; 6] = [
+            b"a",
+            b"abd",
+            b"aab",
+            b"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE",
+            &[200u8; 280],
+            b"zz",
+        ];
+        for text in texts {
+            for needle in needles {
+                let h = Horspool::new(needle);
+                assert_eq!(
+                    h.find(needle, text),
+                    memmem::find(text, needle).is_some(),
+                    "{needle:?} in {text:?}"
+                );
+                // At every offset where it fits.
+                if needle.len() > text.len() {
+                    continue;
+                }
+                for at in 0..=text.len() - needle.len() {
+                    let mut t = text.to_vec();
+                    t[at..at + needle.len()].copy_from_slice(needle);
+                    assert!(h.find(needle, &t));
+                }
+            }
+        }
     }
 
     #[test]

@@ -41,12 +41,35 @@ pub fn shared_path(relative: &str) -> Option<PathBuf> {
 }
 
 /// A WebAssembly artefact of the guest crate that tests run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Artefact {
     /// The component (`wasm32-wasip2`).
     Component,
     /// The component with the `test-hooks` feature (injected traps and endless loops).
     ComponentWithTestHooks,
+    /// The Fluent Bit filter module (`wasm32-wasip1`).
+    FluentBit,
+    /// The Fluent Bit filter module with the `test-hooks` feature.
+    FluentBitWithTestHooks,
+    /// The Fluent Bit filter built for `wasm32-unknown-unknown` (feature `fluent-bit`).
+    FluentBitUnknown,
+}
+
+impl Artefact {
+    /// (target, features, target directory) of the build.
+    fn build(self) -> (&'static str, Option<&'static str>, &'static str) {
+        match self {
+            Artefact::Component => ("wasm32-wasip2", None, "target"),
+            Artefact::ComponentWithTestHooks => {
+                ("wasm32-wasip2", Some("test-hooks"), "target/test-hooks")
+            }
+            Artefact::FluentBit => ("wasm32-wasip1", None, "target"),
+            Artefact::FluentBitWithTestHooks => {
+                ("wasm32-wasip1", Some("test-hooks"), "target/test-hooks")
+            }
+            Artefact::FluentBitUnknown => ("wasm32-unknown-unknown", Some("fluent-bit"), "target"),
+        }
+    }
 }
 
 /// Builds `artefact` from the current sources (a no-op when it is fresh) and returns its path.
@@ -56,47 +79,46 @@ pub enum Artefact {
 /// # Panics
 /// When the build fails; the message says how to install the missing target.
 pub fn build_artefact(artefact: Artefact) -> PathBuf {
-    use std::sync::OnceLock;
-    static COMPONENT: OnceLock<PathBuf> = OnceLock::new();
-    static HOOKS: OnceLock<PathBuf> = OnceLock::new();
-    let (cell, target, features, target_dir) = match artefact {
-        Artefact::Component => (&COMPONENT, "wasm32-wasip2", None, "target"),
-        Artefact::ComponentWithTestHooks => (
-            &HOOKS,
-            "wasm32-wasip2",
-            Some("test-hooks"),
-            "target/test-hooks",
-        ),
-    };
-    cell.get_or_init(|| {
-        let root = repo_root();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(&root).args([
-            "build",
-            "--quiet",
-            "-p",
-            "vmext-guest",
-            "--target",
-            target,
-            "--profile",
-            "wasm-release",
-            "--target-dir",
-            target_dir,
-        ]);
-        if let Some(f) = features {
-            cmd.args(["--features", f]);
-        }
-        let status = cmd.status();
-        assert!(
-            status.as_ref().is_ok_and(|s| s.success()),
-            "building the guest for {target} failed ({status:?}); install the target with \
-             `rustup target add {target}` or run `cargo xtask test`, which does"
-        );
-        root.join(target_dir)
-            .join(target)
-            .join("wasm-release")
-            .join("vmext_guest.wasm")
-    })
-    .clone()
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<HashMap<Artefact, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut built = built
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(path) = built.get(&artefact) {
+        return path.clone();
+    }
+    let (target, features, target_dir) = artefact.build();
+    let root = repo_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(&root).args([
+        "build",
+        "--quiet",
+        "-p",
+        "vmext-guest",
+        "--target",
+        target,
+        "--profile",
+        "wasm-release",
+        "--target-dir",
+        target_dir,
+    ]);
+    if let Some(f) = features {
+        cmd.args(["--features", f]);
+    }
+    let status = cmd.status();
+    assert!(
+        status.as_ref().is_ok_and(|s| s.success()),
+        "building the guest for {target} failed ({status:?}); install the target with \
+         `rustup target add {target}` or run `cargo xtask test`, which does"
+    );
+    let path = root
+        .join(target_dir)
+        .join(target)
+        .join("wasm-release")
+        .join("vmext_guest.wasm");
+    built.insert(artefact, path.clone());
+    path
 }

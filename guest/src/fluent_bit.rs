@@ -1,0 +1,310 @@
+//! The Fluent Bit filter: a core module for Fluent Bit's `wasm` filter (C ABI, JSON mode).
+//!
+//! Fluent Bit calls an exported function once per record with the tag and the record's JSON
+//! text, each copied into module memory with a terminating NUL:
+//!
+//! ```c
+//! char *f(char *tag, int tag_len, uint32_t sec, uint32_t nsec, char *record, int record_len);
+//! ```
+//!
+//! It then copies the NUL-terminated string the function returns, and frees its own copies. A
+//! JSON object replaces the record; `""` drops it. Anything else loses data (an invalid reply
+//! can abort Fluent Bit with a double free), so every path here returns either a valid JSON
+//! object or `""`, and nothing on the way can trap:
+//!
+//! * `vmext_annotate` returns every record. One that cannot match is returned as the very
+//!   pointer it came in (no copy); a matching one comes back with its alerts added under the
+//!   top-level key [`ANNOTATION_KEY`]. A record that is not valid JSON comes back wrapped as a
+//!   string under [`INVALID_KEY`], so it is neither lost nor passed on malformed.
+//! * `vmext_alerts` returns the alert for a matching record and drops everything else, for a
+//!   route that carries only alerts.
+//!
+//! One output buffer is reused across calls; it is taken out of its cell while in use, so no
+//! borrow is ever held across code that could trap.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use vmext_engine::{Detector, Outcome, RecordError, Verdict};
+
+/// The top-level key under which `vmext_annotate` adds alerts: an array of ECS alert objects.
+/// No ECS field and no raw Azure field starts with `vmext`.
+pub const ANNOTATION_KEY: &str = "vmext_alerts";
+
+/// The top-level key of the object `vmext_annotate` returns for a record it cannot read; it
+/// holds `{"error": …, "record": <the original text as a string>}`.
+pub const INVALID_KEY: &str = "vmext_invalid_record";
+
+thread_local! {
+    /// The reply buffer, reused across calls. Taken (left empty) while a call builds a reply.
+    static REPLY: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The empty string: Fluent Bit drops the record.
+static DROP: [u8; 1] = [0];
+
+fn detector() -> &'static Detector {
+    static DETECTOR: OnceLock<Detector> = OnceLock::new();
+    DETECTOR.get_or_init(Detector::seed)
+}
+
+/// The record as a slice, or `None` when Fluent Bit could not copy it (`record == 0`).
+///
+/// # Safety
+/// `record` is null or points to `len` readable bytes, as Fluent Bit's ABI guarantees.
+unsafe fn record_slice<'a>(record: *const u8, len: u32) -> Option<&'a [u8]> {
+    if record.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, and Fluent Bit copied `len` bytes (plus a NUL) there for this call.
+    Some(unsafe { std::slice::from_raw_parts(record, len as usize) })
+}
+
+/// Writes a reply into the reused buffer, NUL-terminates it and returns its address.
+fn reply(build: impl FnOnce(&mut Vec<u8>)) -> *const u8 {
+    let mut buf = REPLY.take();
+    buf.clear();
+    build(&mut buf);
+    buf.push(0);
+    let ptr = buf.as_ptr();
+    // The pointer stays valid: the buffer is moved back, not reallocated, and is not touched
+    // again until the next call, after Fluent Bit has copied the reply.
+    REPLY.set(buf);
+    ptr
+}
+
+fn push_json_str(buf: &mut Vec<u8>, s: &str) {
+    let mut out = String::with_capacity(s.len() + 2);
+    vmext_json::write_escaped_str(&mut out, s);
+    buf.extend_from_slice(out.as_bytes());
+}
+
+/// `{"vmext_invalid_record":{"error":"…","record":"<original>"}}`: keeps the data, valid JSON.
+fn invalid_reply(error: &str, record: &[u8]) -> *const u8 {
+    reply(|buf| {
+        buf.extend_from_slice(b"{\"");
+        buf.extend_from_slice(INVALID_KEY.as_bytes());
+        buf.extend_from_slice(b"\":{\"error\":");
+        push_json_str(buf, error);
+        buf.extend_from_slice(b",\"record\":");
+        push_json_str(buf, &String::from_utf8_lossy(record));
+        buf.extend_from_slice(b"}}");
+    })
+}
+
+/// What the engine made of a record's text.
+enum Checked {
+    /// The prefilter rejected it unparsed: no alert, validity unknown.
+    Rejected,
+    /// It was parsed (so it is a valid JSON object); these are its alerts.
+    Parsed(Vec<String>),
+}
+
+fn check(record: &[u8]) -> Result<Checked, RecordError> {
+    crate::test_hooks::apply(record);
+    Ok(match detector().evaluate(record)? {
+        Outcome::Rejected => Checked::Rejected,
+        Outcome::Evaluated(list) => Checked::Parsed(
+            list.into_iter()
+                .filter_map(|e| match e.verdict {
+                    Verdict::Alert(alert) => Some(alert.json),
+                    _ => None,
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// The annotate mode; see the module documentation.
+///
+/// # Safety
+/// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by a NUL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmext_annotate(
+    _tag: *const u8,
+    _tag_len: u32,
+    _time_sec: u32,
+    _time_nsec: u32,
+    record: *const u8,
+    record_len: u32,
+) -> *const u8 {
+    // SAFETY: forwarded from Fluent Bit's guarantee.
+    let Some(text) = (unsafe { record_slice(record, record_len) }) else {
+        return invalid_reply(
+            &format!(
+                "Fluent Bit could not copy this {record_len}-byte record into the filter's \
+                 memory; raise wasm_heap_size"
+            ),
+            b"",
+        );
+    };
+    match check(text) {
+        // Unparsed text may go back as it came only if it is a valid JSON object: a cheap
+        // validating scan, no tree.
+        Ok(Checked::Rejected) => match vmext_json::validate(text) {
+            Ok(()) if first_non_space(text) == Some(b'{') => record,
+            Ok(()) => invalid_reply(&RecordError::NotAnObject.to_string(), text),
+            Err(e) => invalid_reply(&RecordError::InvalidJson(e).to_string(), text),
+        },
+        Ok(Checked::Parsed(alerts)) if alerts.is_empty() => record,
+        Ok(Checked::Parsed(alerts)) => reply(|buf| {
+            // The record is a valid object (it was parsed): insert the key before its `}`.
+            let end = text.iter().rposition(|b| *b == b'}').unwrap_or(0);
+            let body = text.get(..end).unwrap_or_default();
+            buf.extend_from_slice(body);
+            let empty = body.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+            if !empty {
+                buf.push(b',');
+            }
+            buf.push(b'"');
+            buf.extend_from_slice(ANNOTATION_KEY.as_bytes());
+            buf.extend_from_slice(b"\":[");
+            for (i, alert) in alerts.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                buf.extend_from_slice(alert.as_bytes());
+            }
+            buf.extend_from_slice(b"]}");
+        }),
+        // A valid object that Elasticsearch would reject still goes on as Fluent Bit sent it.
+        Err(RecordError::DuplicateKey(_)) => record,
+        Err(e) => invalid_reply(&e.to_string(), text),
+    }
+}
+
+/// The alerts-only mode; see the module documentation. A document with several alerts (an
+/// envelope of records) gives `{"vmext_alerts":[…]}`, since one record in can give at most one
+/// record out.
+///
+/// # Safety
+/// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by a NUL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmext_alerts(
+    _tag: *const u8,
+    _tag_len: u32,
+    _time_sec: u32,
+    _time_nsec: u32,
+    record: *const u8,
+    record_len: u32,
+) -> *const u8 {
+    // SAFETY: forwarded from Fluent Bit's guarantee.
+    let Some(text) = (unsafe { record_slice(record, record_len) }) else {
+        return DROP.as_ptr();
+    };
+    let alerts = match check(text) {
+        Ok(Checked::Parsed(alerts)) => alerts,
+        Ok(Checked::Rejected) | Err(_) => return DROP.as_ptr(),
+    };
+    match alerts.as_slice() {
+        [] => DROP.as_ptr(),
+        [alert] => reply(|buf| buf.extend_from_slice(alert.as_bytes())),
+        alerts => reply(|buf| {
+            buf.extend_from_slice(b"{\"");
+            buf.extend_from_slice(ANNOTATION_KEY.as_bytes());
+            buf.extend_from_slice(b"\":[");
+            for (i, alert) in alerts.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                buf.extend_from_slice(alert.as_bytes());
+            }
+            buf.extend_from_slice(b"]}");
+        }),
+    }
+}
+
+/// Test-only (feature `test-hooks`): a plain byte scan of `len` bytes at `ptr` (counts `"`),
+/// the yardstick the filter's cost on a record that cannot match is measured against.
+///
+/// # Safety
+/// `ptr` points to `len` readable bytes.
+#[cfg(feature = "test-hooks")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmext_test_byte_scan(ptr: *const u8, len: u32) -> u32 {
+    // SAFETY: per the contract above.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
+    let mut quotes = 0u32;
+    for b in bytes {
+        quotes += u32::from(*b == b'"');
+    }
+    quotes
+}
+
+/// Test-only (feature `test-hooks`): the literal prefilter alone on `len` bytes at `ptr`
+/// (1 = may match), for the cost breakdown in BENCHMARKS.md.
+///
+/// # Safety
+/// `ptr` points to `len` readable bytes.
+#[cfg(feature = "test-hooks")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmext_test_prefilter(ptr: *const u8, len: u32) -> u32 {
+    // SAFETY: per the contract above.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
+    u32::from(detector().may_match(bytes))
+}
+
+/// Test-only (feature `test-hooks`): the validating scan alone (1 = valid JSON).
+///
+/// # Safety
+/// `ptr` points to `len` readable bytes.
+#[cfg(feature = "test-hooks")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmext_test_validate(ptr: *const u8, len: u32) -> u32 {
+    // SAFETY: per the contract above.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
+    u32::from(vmext_json::validate(bytes).is_ok())
+}
+
+fn first_non_space(text: &[u8]) -> Option<u8> {
+    text.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+/// `malloc` and `free` for the host's copies of tag and record, on targets without a C
+/// library (`wasm32-unknown-unknown`). On `wasm32-wasip1` the C library's own are exported
+/// instead (see `build.rs`). Each block records its size in a header so `free` needs only the
+/// pointer.
+#[cfg(target_os = "unknown")]
+mod allocator {
+    use std::alloc::{Layout, alloc, dealloc};
+
+    const HEADER: usize = 8;
+
+    /// Allocates `size` bytes aligned to 8; returns null when memory cannot grow.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn malloc(size: usize) -> *mut u8 {
+        let Some(total) = size.checked_add(HEADER) else {
+            return std::ptr::null_mut();
+        };
+        let Ok(layout) = Layout::from_size_align(total, HEADER) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: the layout has a non-zero size.
+        let base = unsafe { alloc(layout) };
+        if base.is_null() {
+            return base;
+        }
+        // SAFETY: `base` has room for the header, aligned to 8.
+        unsafe {
+            base.cast::<usize>().write(total);
+            base.add(HEADER)
+        }
+    }
+
+    /// Frees a block from [`malloc`]; null is ignored.
+    ///
+    /// # Safety
+    /// `ptr` is null or was returned by [`malloc`] and not yet freed.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn free(ptr: *mut u8) {
+        if ptr.is_null() {
+            return;
+        }
+        // SAFETY: `ptr` came from `malloc`, so the header precedes it.
+        unsafe {
+            let base = ptr.sub(HEADER);
+            let total = base.cast::<usize>().read();
+            dealloc(base, Layout::from_size_align_unchecked(total, HEADER));
+        }
+    }
+}

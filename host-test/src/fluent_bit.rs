@@ -1,0 +1,238 @@
+//! An exact emulation of how Fluent Bit's `wasm` filter calls a module (JSON mode).
+//!
+//! Following Fluent Bit's `flb_wasm_call_function_format_json` and `filter_wasm`, per record:
+//!
+//! 1. copy the tag, then the record, into module memory with a terminating NUL, using the
+//!    module's exported `malloc` (as WAMR does when the module exports `malloc` and `free`); if
+//!    the record cannot be copied, the function is called with `record == 0` and the real length;
+//! 2. call the function by name with `(tag, tag_len, time_sec, time_nsec, record, record_len)`;
+//! 3. validate the returned address (inside memory, NUL-terminated before its end), copy the
+//!    string, then free the copies of tag and record with the module's `free`;
+//! 4. interpret the reply: `""` or an invalid address drops the record; one JSON object
+//!    replaces it; anything else is what corrupts or silently loses data in a real Fluent Bit
+//!    ([`Reply::Corrupt`]).
+//!
+//! The module gets no WASI: its imports are defined as traps, as for the component.
+
+use std::path::Path;
+
+use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
+
+/// Which exported function to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `vmext_annotate`: every record back, alerts added to matching ones.
+    Annotate,
+    /// `vmext_alerts`: only alerts.
+    Alerts,
+}
+
+impl Mode {
+    /// The exported function's name (Fluent Bit's `function_name`).
+    pub fn function_name(self) -> &'static str {
+        match self {
+            Mode::Annotate => "vmext_annotate",
+            Mode::Alerts => "vmext_alerts",
+        }
+    }
+}
+
+/// What Fluent Bit makes of a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The record is dropped (`""`, NULL, or an address Fluent Bit rejects).
+    Dropped,
+    /// The record is replaced by this JSON object.
+    Record(String),
+    /// A reply Fluent Bit mishandles (invalid JSON, an array, several objects): data loss or a
+    /// crash in a real Fluent Bit. The module must never produce one.
+    Corrupt(String),
+}
+
+/// A compiled Fluent Bit module.
+pub struct FluentBitModule {
+    engine: Engine,
+    module: Module,
+    linker: Linker<()>,
+    fuel: bool,
+}
+
+impl FluentBitModule {
+    /// Loads and compiles a core module. `fuel` turns on instruction counting (for cost
+    /// measurements; it slows execution).
+    pub fn load(path: &Path, fuel: bool) -> wasmtime::Result<FluentBitModule> {
+        let mut config = Config::new();
+        config.consume_fuel(fuel);
+        let engine = Engine::new(&config)?;
+        let module = Module::from_file(&engine, path)?;
+        let mut linker = Linker::new(&engine);
+        linker.define_unknown_imports_as_traps(&module)?;
+        Ok(FluentBitModule {
+            engine,
+            module,
+            linker,
+            fuel,
+        })
+    }
+
+    /// The module's export names.
+    pub fn exports(&self) -> Vec<String> {
+        self.module.exports().map(|e| e.name().to_owned()).collect()
+    }
+
+    /// A fresh instance, as Fluent Bit keeps one per filter.
+    pub fn instantiate(&self) -> wasmtime::Result<FluentBitInstance> {
+        let mut store = Store::new(&self.engine, ());
+        if self.fuel {
+            store.set_fuel(u64::MAX)?;
+        }
+        let instance = self.linker.instantiate(&mut store, &self.module)?;
+        // Fluent Bit runs a reactor's `_initialize` once, when the module exports it.
+        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
+            init.call(&mut store, ())?;
+        }
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| wasmtime::Error::msg("the module exports no memory"))?;
+        Ok(FluentBitInstance {
+            malloc: instance.get_typed_func(&mut store, "malloc")?,
+            free: instance.get_typed_func(&mut store, "free")?,
+            store,
+            instance,
+            memory,
+        })
+    }
+}
+
+type FilterFn = TypedFunc<(i32, i32, i32, i32, i32, i32), i32>;
+
+/// One instance, called the way Fluent Bit calls it.
+pub struct FluentBitInstance {
+    store: Store<()>,
+    instance: Instance,
+    memory: Memory,
+    malloc: TypedFunc<i32, i32>,
+    free: TypedFunc<i32, ()>,
+}
+
+impl FluentBitInstance {
+    /// Copies `bytes` plus a NUL into module memory with the module's `malloc`; `None` if it
+    /// returns NULL (the host's copy failed).
+    fn dup(&mut self, bytes: &[u8]) -> wasmtime::Result<Option<i32>> {
+        let len = i32::try_from(bytes.len() + 1)?;
+        let ptr = self.malloc.call(&mut self.store, len)?;
+        if ptr == 0 {
+            return Ok(None);
+        }
+        let at = usize::try_from(ptr)?;
+        self.memory.write(&mut self.store, at, bytes)?;
+        self.memory.write(&mut self.store, at + bytes.len(), &[0])?;
+        Ok(Some(ptr))
+    }
+
+    /// Calls `mode` on one record, as Fluent Bit does; a trap is an error (Fluent Bit drops the
+    /// record and keeps the instance).
+    pub fn call(&mut self, mode: Mode, tag: &str, record: &[u8]) -> wasmtime::Result<Reply> {
+        self.call_raw(mode, tag, Some(record), record.len())
+    }
+
+    /// Like [`FluentBitInstance::call`], but `record: None` emulates a failed copy: the
+    /// function sees `record == 0` with the real length.
+    pub fn call_raw(
+        &mut self,
+        mode: Mode,
+        tag: &str,
+        record: Option<&[u8]>,
+        record_len: usize,
+    ) -> wasmtime::Result<Reply> {
+        let func: FilterFn = self
+            .instance
+            .get_typed_func(&mut self.store, mode.function_name())?;
+        let tag_ptr = self.dup(tag.as_bytes())?.unwrap_or(0);
+        let record_ptr = match record {
+            Some(r) => self.dup(r)?.unwrap_or(0),
+            None => 0,
+        };
+        let args = (
+            tag_ptr,
+            i32::try_from(tag.len())?,
+            1_767_225_600,
+            0,
+            record_ptr,
+            i32::try_from(record_len)?,
+        );
+        let result = func.call(&mut self.store, args);
+        // The reply is copied before the host frees its copies.
+        let reply = match result {
+            Ok(ptr) => self.read_reply(ptr),
+            Err(trap) => {
+                self.free_copies(tag_ptr, record_ptr)?;
+                return Err(trap);
+            }
+        };
+        self.free_copies(tag_ptr, record_ptr)?;
+        Ok(reply)
+    }
+
+    fn free_copies(&mut self, tag_ptr: i32, record_ptr: i32) -> wasmtime::Result<()> {
+        for ptr in [tag_ptr, record_ptr] {
+            if ptr != 0 {
+                self.free.call(&mut self.store, ptr)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates the returned address and string as WAMR does, copies it and classifies it as
+    /// Fluent Bit's JSON-to-msgpack step would.
+    fn read_reply(&mut self, ptr: i32) -> Reply {
+        let data = self.memory.data(&self.store);
+        let Ok(start) = usize::try_from(ptr) else {
+            return Reply::Dropped;
+        };
+        if ptr == 0 || start >= data.len() {
+            return Reply::Dropped;
+        }
+        let Some(rest) = data.get(start..) else {
+            return Reply::Dropped;
+        };
+        let Some(end) = rest.iter().position(|b| *b == 0) else {
+            return Reply::Dropped; // no NUL before the end of memory: rejected
+        };
+        let bytes = rest.get(..end).unwrap_or_default();
+        if bytes.is_empty() {
+            return Reply::Dropped;
+        }
+        match vmext_json::parse(bytes) {
+            Ok(vmext_json::Value::Object(_)) => match std::str::from_utf8(bytes) {
+                Ok(text) => Reply::Record(text.to_owned()),
+                Err(_) => Reply::Corrupt("not UTF-8".to_owned()),
+            },
+            Ok(_) => Reply::Corrupt("valid JSON but not an object".to_owned()),
+            Err(e) => Reply::Corrupt(format!("invalid JSON: {e}")),
+        }
+    }
+
+    /// The size of the module's linear memory in bytes.
+    pub fn memory_size(&self) -> usize {
+        self.memory.data_size(&self.store)
+    }
+
+    /// Fuel (roughly, WebAssembly instructions) left, if the module was loaded with fuel.
+    pub fn fuel(&self) -> Option<u64> {
+        self.store.get_fuel().ok()
+    }
+
+    /// Calls a test-only export `(ptr, len) -> i32` on `bytes` copied into memory (used to
+    /// measure a plain byte scan of the same record for comparison).
+    pub fn call_scan(&mut self, export: &str, bytes: &[u8]) -> wasmtime::Result<i32> {
+        let func: TypedFunc<(i32, i32), i32> =
+            self.instance.get_typed_func(&mut self.store, export)?;
+        let ptr = self.dup(bytes)?.unwrap_or(0);
+        let out = func.call(&mut self.store, (ptr, i32::try_from(bytes.len())?));
+        if ptr != 0 {
+            self.free.call(&mut self.store, ptr)?;
+        }
+        out
+    }
+}

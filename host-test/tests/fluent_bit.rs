@@ -1,0 +1,361 @@
+//! The Fluent Bit filter module under an exact emulation of Fluent Bit's calling convention.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::path::PathBuf;
+
+use vmext_engine::{Detector, Outcome, Verdict};
+use vmext_host::fluent_bit::{FluentBitInstance, FluentBitModule, Mode, Reply};
+use vmext_test_support::{Artefact, build_artefact, repo_root};
+
+fn instance(artefact: Artefact) -> FluentBitInstance {
+    FluentBitModule::load(&build_artefact(artefact), false)
+        .unwrap()
+        .instantiate()
+        .unwrap()
+}
+
+fn fixture_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for shape in ["ecs", "raw"] {
+        for entry in std::fs::read_dir(repo_root().join("fixtures").join(shape)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The engine's alerts for a document, natively.
+fn engine_alerts(text: &[u8]) -> Vec<String> {
+    match Detector::seed().evaluate(text).unwrap() {
+        Outcome::Rejected => Vec::new(),
+        Outcome::Evaluated(list) => list
+            .into_iter()
+            .filter_map(|e| match e.verdict {
+                Verdict::Alert(a) => Some(a.json),
+                _ => None,
+            })
+            .collect(),
+    }
+}
+
+/// What annotate mode must return: the record unchanged, or with the alerts spliced in before
+/// its closing brace, byte for byte.
+fn expected_annotation(record: &str, alerts: &[String]) -> String {
+    if alerts.is_empty() {
+        return record.to_owned();
+    }
+    let end = record.rfind('}').unwrap();
+    format!(
+        "{},\"vmext_alerts\":[{}]}}",
+        &record[..end],
+        alerts.join(",")
+    )
+}
+
+#[test]
+fn module_exports_exactly_the_documented_functions() {
+    let documented = ["free", "malloc", "memory", "vmext_alerts", "vmext_annotate"];
+    let module = FluentBitModule::load(&build_artefact(Artefact::FluentBit), false).unwrap();
+    let mut exports = module.exports();
+    exports.sort();
+    assert_eq!(exports, documented);
+    // For `wasm32-unknown-unknown`, rustc's linker also exports two data-layout globals
+    // (`__data_end`, `__heap_base`); they are not functions and Fluent Bit ignores them.
+    let module = FluentBitModule::load(&build_artefact(Artefact::FluentBitUnknown), false).unwrap();
+    let mut exports = module.exports();
+    exports.sort();
+    let mut expected: Vec<&str> = documented.to_vec();
+    expected.extend(["__data_end", "__heap_base"]);
+    expected.sort_unstable();
+    assert_eq!(exports, expected);
+}
+
+/// Fluent Bit's WAMR (2.4) refuses SIMD and several newer proposals. The modules must validate
+/// with only the features it supports.
+#[test]
+fn module_uses_only_features_wamr_accepts() {
+    use wasmparser::{Validator, WasmFeatures};
+    let features = WasmFeatures::MUTABLE_GLOBAL
+        | WasmFeatures::SATURATING_FLOAT_TO_INT
+        | WasmFeatures::SIGN_EXTENSION
+        | WasmFeatures::MULTI_VALUE
+        | WasmFeatures::BULK_MEMORY
+        | WasmFeatures::REFERENCE_TYPES
+        | WasmFeatures::FLOATS;
+    for artefact in [Artefact::FluentBit, Artefact::FluentBitUnknown] {
+        let bytes = std::fs::read(build_artefact(artefact)).unwrap();
+        Validator::new_with_features(features)
+            .validate_all(&bytes)
+            .unwrap_or_else(|e| panic!("{artefact:?} uses a feature WAMR refuses: {e}"));
+        // And, explicitly, no SIMD instruction anywhere.
+        assert!(
+            Validator::new_with_features(features | WasmFeatures::SIMD)
+                .validate_all(&bytes)
+                .is_ok()
+        );
+    }
+}
+
+#[test]
+fn every_fixture_through_both_modes_and_both_targets() {
+    for artefact in [Artefact::FluentBit, Artefact::FluentBitUnknown] {
+        let mut fb = instance(artefact);
+        for path in fixture_files() {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let record = text.trim();
+            let alerts = engine_alerts(record.as_bytes());
+            let annotated = fb
+                .call(Mode::Annotate, "azure.activity", record.as_bytes())
+                .unwrap();
+            assert_eq!(
+                annotated,
+                Reply::Record(expected_annotation(record, &alerts)),
+                "{artefact:?} annotate {}",
+                path.display()
+            );
+            let only = fb
+                .call(Mode::Alerts, "azure.activity", record.as_bytes())
+                .unwrap();
+            let expected = match alerts.as_slice() {
+                [] => Reply::Dropped,
+                [one] => Reply::Record(one.clone()),
+                many => Reply::Record(format!("{{\"vmext_alerts\":[{}]}}", many.join(","))),
+            };
+            assert_eq!(only, expected, "{artefact:?} alerts {}", path.display());
+        }
+    }
+}
+
+/// Hostile and broken input never yields a reply that corrupts Fluent Bit, and annotate mode
+/// never loses the record's content.
+#[test]
+fn bad_inputs_never_produce_invalid_json() {
+    let mut fb = instance(Artefact::FluentBit);
+    let alert =
+        std::fs::read_to_string(repo_root().join("fixtures/ecs/custom-script-extension.json"))
+            .unwrap();
+    let alert = alert.trim();
+    let mut megabyte_match = alert[..alert.len() - 1].to_owned();
+    megabyte_match.push_str(",\"pad\":\"");
+    megabyte_match.push_str(&"x".repeat(1 << 20));
+    megabyte_match.push_str("\"}");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", alert.as_bytes()[..alert.len() / 2].to_vec()),
+        ("not JSON", b"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE User CUSTOMSCRIPTEXTENSION".to_vec()),
+        ("array", br#"["MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE"]"#.to_vec()),
+        ("array rejected", b"[1,2]".to_vec()),
+        ("two objects", b"{\"a\":1}{\"b\":2}".to_vec()),
+        ("empty", Vec::new()),
+        ("invalid UTF-8", b"{\"a\":\"\xff\xfe\"}".to_vec()),
+        ("deep nesting", "[".repeat(100_000).into_bytes()),
+        ("deep valid", format!("{}{}", "{\"a\":".repeat(400), "1".to_owned() + &"}".repeat(400)).into_bytes()),
+        ("1 MB non-matching", format!("{{\"pad\":\"{}\"}}", "y".repeat(1 << 20)).into_bytes()),
+        ("1 MB matching", megabyte_match.into_bytes()),
+        ("duplicate keys", br#"{"a":1,"a":2,"operationName":"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE","x":"User CUSTOMSCRIPTEXTENSION"}"#.to_vec()),
+        ("NUL escape", b"{\"a\":\"\\u0000\"}".to_vec()),
+    ];
+    for (name, bytes) in &cases {
+        for mode in [Mode::Annotate, Mode::Alerts] {
+            let reply = fb.call(mode, "t", bytes).unwrap();
+            assert!(
+                !matches!(reply, Reply::Corrupt(_)),
+                "{name} {mode:?}: {reply:?}"
+            );
+            if mode == Mode::Annotate {
+                // Nothing is dropped in annotate mode.
+                assert!(matches!(reply, Reply::Record(_)), "{name}: {reply:?}");
+            }
+        }
+    }
+    // Unreadable text comes back wrapped, with the original kept as a string.
+    let Reply::Record(wrapped) = fb.call(Mode::Annotate, "t", &cases[0].1).unwrap() else {
+        panic!()
+    };
+    let doc = vmext_json::parse(wrapped.as_bytes()).unwrap();
+    let inner = doc.get("vmext_invalid_record").unwrap();
+    assert!(
+        inner
+            .get("error")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON")
+    );
+    assert_eq!(
+        inner.get("record").unwrap().as_str().unwrap().as_bytes(),
+        &cases[0].1[..]
+    );
+    // A 1 MB matching record is annotated.
+    let Reply::Record(big) = fb.call(Mode::Annotate, "t", &cases[10].1).unwrap() else {
+        panic!()
+    };
+    assert!(big.ends_with("]}") && big.contains("\"vmext_alerts\":[{"));
+    // record == 0: the host could not copy it.
+    let reply = fb.call_raw(Mode::Annotate, "t", None, 70_000).unwrap();
+    let Reply::Record(text) = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(
+        text.contains("could not copy this 70000-byte record"),
+        "{text}"
+    );
+    assert_eq!(
+        fb.call_raw(Mode::Alerts, "t", None, 70_000).unwrap(),
+        Reply::Dropped
+    );
+}
+
+/// A trap costs the record it happened on; the instance lives on, as in Fluent Bit, and no
+/// state is left locked.
+#[test]
+fn a_trap_does_not_poison_the_instance() {
+    let mut fb = instance(Artefact::FluentBitWithTestHooks);
+    let alert =
+        std::fs::read(repo_root().join("fixtures/ecs/custom-script-extension.json")).unwrap();
+    let alert = alert.trim_ascii();
+    assert!(matches!(
+        fb.call(Mode::Annotate, "t", alert).unwrap(),
+        Reply::Record(_)
+    ));
+    assert!(
+        fb.call(Mode::Annotate, "t", br#"{"x":"__vmext_test_trap__"}"#)
+            .is_err()
+    );
+    for _ in 0..3 {
+        let Reply::Record(text) = fb.call(Mode::Annotate, "t", alert).unwrap() else {
+            panic!()
+        };
+        assert!(text.contains("vmext_alerts"));
+    }
+}
+
+fn corpus(shape: vmext_host::generate::CorpusShape, records: u64, tp: f64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let spec = vmext_host::generate::CorpusSpec {
+        records,
+        shape,
+        true_positive_rate: tp,
+        near_miss_rate: 0.05,
+        seed: 3,
+    };
+    vmext_host::generate::generate(&spec, &mut out).unwrap();
+    out.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn memory_stays_flat(calls: usize) {
+    use vmext_host::generate::CorpusShape;
+    let mut fb = instance(Artefact::FluentBit);
+    let mut records = corpus(CorpusShape::Ecs, 500, 0.02);
+    records.extend(corpus(CorpusShape::Raw, 500, 0.02));
+    // Warm up: let the heap reach its working size.
+    for r in records.iter().cycle().take(5_000) {
+        fb.call(Mode::Annotate, "t", r).unwrap();
+    }
+    let before = fb.memory_size();
+    for (i, r) in records.iter().cycle().take(calls).enumerate() {
+        let mode = if i % 2 == 0 {
+            Mode::Annotate
+        } else {
+            Mode::Alerts
+        };
+        fb.call(mode, "t", r).unwrap();
+    }
+    assert_eq!(
+        fb.memory_size(),
+        before,
+        "linear memory grew over {calls} calls"
+    );
+}
+
+#[test]
+fn linear_memory_is_flat_over_100k_calls() {
+    memory_stays_flat(100_000);
+}
+
+/// The full million (slow in a debug build): `cargo test --release -p vmext-host --test
+/// fluent_bit -- --ignored one_million`.
+#[test]
+#[ignore = "slow; run explicitly (see BENCHMARKS.md)"]
+fn linear_memory_is_flat_over_one_million_calls() {
+    memory_stays_flat(1_000_000);
+}
+
+/// Instructions (wasmtime fuel) per record on the annotate path, against a plain byte scan of
+/// the same record: `cargo test --release -p vmext-host --test fluent_bit -- --ignored
+/// --nocapture cost`.
+#[test]
+#[ignore = "a measurement, not a check; run explicitly (see BENCHMARKS.md)"]
+fn cost_per_record_in_fuel() {
+    use vmext_host::generate::CorpusShape;
+    // The shipped module for the annotate path; the test-hooks build only for the yardsticks
+    // (its marker checks would inflate the annotate figure).
+    let mut fb = FluentBitModule::load(&build_artefact(Artefact::FluentBit), true)
+        .unwrap()
+        .instantiate()
+        .unwrap();
+    let mut hooks = FluentBitModule::load(&build_artefact(Artefact::FluentBitWithTestHooks), true)
+        .unwrap()
+        .instantiate()
+        .unwrap();
+    for shape in [CorpusShape::Ecs, CorpusShape::Raw] {
+        let records = corpus(shape, 20_000, 0.001);
+        let detector = Detector::seed();
+        let mut classes: [(u64, u64, u64, usize, u64, u64); 3] = [(0, 0, 0, 0, 0, 0); 3];
+        // Warm the instance (detector construction happens on the first call).
+        fb.call(Mode::Annotate, "t", &records[0]).unwrap();
+        for r in &records {
+            let class = match detector.evaluate(r).unwrap() {
+                Outcome::Rejected => 0,
+                Outcome::Evaluated(list) if list.iter().any(|e| e.alert().is_some()) => 2,
+                Outcome::Evaluated(_) => 1,
+            };
+            let start = fb.fuel().unwrap();
+            fb.call(Mode::Annotate, "t", r).unwrap();
+            let annotate = start - fb.fuel().unwrap();
+            let mut part = |export: &str| {
+                let start = hooks.fuel().unwrap();
+                hooks.call_scan(export, r).unwrap();
+                start - hooks.fuel().unwrap()
+            };
+            let scan = part("vmext_test_byte_scan");
+            let prefilter = part("vmext_test_prefilter");
+            let validate = part("vmext_test_validate");
+            let c = &mut classes[class];
+            c.0 += annotate;
+            c.1 += scan;
+            c.2 += r.len() as u64;
+            c.3 += 1;
+            c.4 += prefilter;
+            c.5 += validate;
+        }
+        for (name, (annotate, scan, bytes, n, prefilter, validate)) in
+            ["rejected by the prefilter", "parsed, no match", "alert"]
+                .iter()
+                .zip(classes)
+        {
+            if n == 0 {
+                continue;
+            }
+            let n64 = n as u64;
+            println!(
+                "{shape:?} {name}: {n} records, mean {} bytes; fuel per record: annotate {}, \
+                 byte scan {} (both including the host's malloc/copy/free); \
+                 alone: prefilter {}, validating scan {}",
+                bytes / n64,
+                annotate / n64,
+                scan / n64,
+                prefilter / n64,
+                validate / n64,
+            );
+        }
+    }
+}
