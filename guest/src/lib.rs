@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `wasm32-wasip2` | a component exporting `vmext:detect/detector` (see `wit/`) | `component` |
 //! | `wasm32-wasip1` (or `wasm32-unknown-unknown` with feature `fluent-bit`) | a core module for Fluent Bit's `wasm` filter | `fluent_bit` |
+//! | `wasm32-unknown-unknown` with feature `web` | a wasm-bindgen module for the browser playground | `web` |
 //!
 //! The adapters only translate between their ABI and the engine's types; every decision is
 //! the engine's. Built for the host (as the workspace's tests do) this crate is only the
@@ -22,6 +23,9 @@ mod component;
     )
 ))]
 pub mod fluent_bit;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "web"))]
+pub mod web;
 
 /// Test-only behaviour injected into the adapters (feature `test-hooks`): lets the host's tests
 /// prove that a trap or an endless loop inside the guest costs one record, not the scan.

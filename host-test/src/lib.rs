@@ -11,3 +11,4 @@ pub mod fluent_bit;
 pub mod generate;
 pub mod input;
 pub mod scan;
+pub mod serve;

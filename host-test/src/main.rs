@@ -20,6 +20,7 @@ Elastic's detection rule evaluated exactly as Elastic would.
 USAGE:
     vmext-detect scan [OPTIONS] [FILE...]
     vmext-detect rule [--rule FILE.toml | --query KQL]
+    vmext-detect serve [--port N] [DIR]
     vmext-detect generate [--records N] [--shape ecs|raw] [--seed N]
                           [--true-positives RATE] [--near-misses RATE]
 
@@ -28,6 +29,9 @@ COMMANDS:
             or stdin when no FILE or `-` is given), write alerts as NDJSON to stdout and a
             summary to stderr.
     rule    Print the rule's identity, query, warnings and prefilter literals.
+    serve   Serve the rule playground (DIR, default `playground`) on http://127.0.0.1:PORT
+            (default 8080) with a strict Content-Security-Policy; build it first with
+            `cargo xtask playground`, which also starts this server.
     generate
             Write a deterministic synthetic corpus (NDJSON) to stdout: ECS records of about
             1 KB or raw export records of about 1.8 KB; by default 100000 records, 0.1 % true
@@ -58,6 +62,7 @@ EXIT STATUS:
 
 struct Args {
     command: String,
+    port: u16,
     corpus: CorpusSpec,
     native: bool,
     component: Option<PathBuf>,
@@ -72,6 +77,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut raw = std::env::args().skip(1);
     let mut args = Args {
         command: String::new(),
+        port: 8080,
         corpus: CorpusSpec::default(),
         native: false,
         component: None,
@@ -103,6 +109,10 @@ fn parse_args() -> Result<Option<Args>, String> {
             },
             "--component" => {
                 args.component = Some(raw.next().ok_or("--component needs a file")?.into());
+            }
+            "--port" => {
+                args.port = u16::try_from(number(raw.next(), "--port")?)
+                    .map_err(|_| "--port needs a number below 65536".to_owned())?
             }
             "--records" => args.corpus.records = number(raw.next(), "--records")?,
             "--seed" => args.corpus.seed = number(raw.next(), "--seed")?,
@@ -224,6 +234,27 @@ fn main() -> ExitCode {
     };
     let detector = Detector::new(rule);
     match args.command.as_str() {
+        "serve" => {
+            let dir = match args.inputs.first() {
+                Some(Input::File(dir)) => dir.clone(),
+                _ => PathBuf::from("playground"),
+            };
+            if !dir.join("index.html").is_file() {
+                eprintln!("vmext-detect: {} has no index.html", dir.display());
+                return ExitCode::from(2);
+            }
+            let served = vmext_host::serve::serve(&dir, args.port, |addr| {
+                // Printed on stdout so that scripts and tests can wait for it.
+                println!("serving {} on http://{addr}/", dir.display());
+            });
+            match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vmext-detect: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         "generate" => {
             let stdout = io::stdout();
             let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());

@@ -17,6 +17,7 @@
 mod alert;
 pub mod azure;
 mod detector;
+pub mod documents;
 pub mod rule;
 pub mod timestamp;
 

@@ -1,0 +1,277 @@
+//! The browser adapter (wasm-bindgen, `wasm32-unknown-unknown`, feature `web`).
+//!
+//! A small typed API for the rule playground: a `Detector` made from the built-in rule, a
+//! rule's TOML text or a bare KQL query, and `evaluateText`, which splits pasted text into JSON
+//! documents (NDJSON lines or multi-line envelopes) and returns one plain object per record.
+//! Results are built as JSON by the engine and handed to JavaScript through `JSON.parse`, so
+//! the page sees exactly the engine's canonical result (`resultJson`) plus a few conveniences.
+
+use vmext_engine::documents::split_documents;
+use vmext_engine::{Evaluation, Explanation, Rule, RuleError};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = JSON, js_name = parse)]
+    fn json_parse(text: &str) -> JsValue;
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** A clause of the explanation: whether it held, and the values it saw. */
+export interface Explanation {
+  clause: string;
+  held: boolean;
+  field?: string;
+  seen?: string[];
+  children?: Explanation[];
+}
+
+/** One record's result. */
+export interface RecordResult {
+  /** 1-based line where the record's document starts in the text. */
+  line: number;
+  /** Position in a {"records":[…]} envelope. */
+  index?: number;
+  shape?: "ecs" | "azure-raw";
+  verdict: "alert" | "none" | "invalid";
+  /** The ECS alert, when the rule matched. */
+  alert?: Record<string, unknown>;
+  /** Why the record could not be evaluated. */
+  error?: string;
+  explanation?: Explanation;
+  /** The matched extension family, for alerts. */
+  family?: string;
+  /** The principal type the record carries, when the rule tests one. */
+  principal?: string;
+  /** The engine's canonical result object, identical in every artefact of the project. */
+  resultJson: string;
+}
+
+/** A rule that could not be loaded. */
+export interface RuleFailure {
+  kind: "invalid-rule" | "unsupported-rule-type" | "unsupported-language" | "query-syntax";
+  message: string;
+  /** Byte offset of a query syntax error in the query text. */
+  offset?: number;
+}
+
+/** The rule a detector runs. */
+export interface RuleInfo {
+  ruleId: string;
+  name: string;
+  description: string;
+  severity: string;
+  riskScore: number;
+  query: string;
+  tactics: string[];
+  techniques: string[];
+  warnings: string[];
+}
+"#;
+
+/// A compiled rule.
+#[wasm_bindgen]
+pub struct Detector {
+    inner: vmext_engine::Detector,
+}
+
+fn rule_failure(e: &RuleError) -> JsValue {
+    let (kind, offset) = match e {
+        RuleError::Toml(_) => ("invalid-rule", None),
+        RuleError::UnsupportedType(_) => ("unsupported-rule-type", None),
+        RuleError::UnsupportedLanguage(_) => ("unsupported-language", None),
+        RuleError::QuerySyntax(s) => ("query-syntax", Some(s.offset)),
+    };
+    let message = match e {
+        RuleError::QuerySyntax(s) => s.message.clone(),
+        other => other.to_string(),
+    };
+    let mut json = format!("{{\"kind\":\"{kind}\",\"message\":");
+    vmext_json::write_escaped_str(&mut json, &message);
+    if let Some(offset) = offset {
+        json.push_str(&format!(",\"offset\":{offset}"));
+    }
+    json.push('}');
+    json_parse(&json)
+}
+
+fn strings(out: &mut String, items: impl IntoIterator<Item = String>) {
+    out.push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        vmext_json::write_escaped_str(out, &item);
+    }
+    out.push(']');
+}
+
+/// The first value seen by a clause on a field ending in `principal_type`.
+fn principal_of(e: &Explanation) -> Option<String> {
+    let mut stack = vec![e];
+    while let Some(node) = stack.pop() {
+        if node
+            .field
+            .as_deref()
+            .is_some_and(|f| f.ends_with("principal_type"))
+        {
+            return node.seen.first().cloned();
+        }
+        stack.extend(node.children.iter().rev());
+    }
+    None
+}
+
+fn record_json(out: &mut String, line: usize, e: &Evaluation) {
+    let canonical = e.to_json();
+    // The canonical object, with `line`, `family`, `principal` and `resultJson` added.
+    out.push_str(&format!("{{\"line\":{line},"));
+    out.push_str(canonical.get(1..canonical.len() - 1).unwrap_or_default());
+    if let Some(family) = e.alert().and_then(|a| a.extension_family.as_ref()) {
+        out.push_str(",\"family\":");
+        vmext_json::write_escaped_str(out, family);
+    }
+    if let Some(principal) = e.explanation.as_ref().and_then(principal_of) {
+        out.push_str(",\"principal\":");
+        vmext_json::write_escaped_str(out, &principal);
+    }
+    out.push_str(",\"resultJson\":");
+    vmext_json::write_escaped_str(out, &canonical);
+    out.push('}');
+}
+
+#[wasm_bindgen]
+impl Detector {
+    /// The built-in rule, Elastic's "Azure VM Extension Deployment by User".
+    pub fn seed() -> Detector {
+        Detector {
+            inner: vmext_engine::Detector::seed(),
+        }
+    }
+
+    /// A rule from the text of an Elastic detection-rules TOML file; throws a `RuleFailure`.
+    #[wasm_bindgen(js_name = fromToml)]
+    pub fn from_toml(toml: &str) -> Result<Detector, JsValue> {
+        Rule::from_toml(toml)
+            .map(|r| Detector {
+                inner: vmext_engine::Detector::new(r),
+            })
+            .map_err(|e| rule_failure(&e))
+    }
+
+    /// A rule made of a bare KQL query; throws a `RuleFailure`.
+    #[wasm_bindgen(js_name = fromQuery)]
+    pub fn from_query(kql: &str) -> Result<Detector, JsValue> {
+        Rule::from_query(kql)
+            .map(|r| Detector {
+                inner: vmext_engine::Detector::new(r),
+            })
+            .map_err(|e| rule_failure(&e))
+    }
+
+    /// The rule this detector runs.
+    #[wasm_bindgen(unchecked_return_type = "RuleInfo")]
+    pub fn rule(&self) -> JsValue {
+        let rule = self.inner.rule();
+        let mut json = String::from("{\"ruleId\":");
+        vmext_json::write_escaped_str(&mut json, &rule.rule_id);
+        json.push_str(",\"name\":");
+        vmext_json::write_escaped_str(&mut json, &rule.name);
+        json.push_str(",\"description\":");
+        vmext_json::write_escaped_str(&mut json, &rule.description);
+        json.push_str(",\"severity\":");
+        vmext_json::write_escaped_str(&mut json, &rule.severity);
+        json.push_str(&format!(",\"riskScore\":{},\"query\":", rule.risk_score));
+        vmext_json::write_escaped_str(&mut json, rule.query.source());
+        json.push_str(",\"tactics\":");
+        strings(
+            &mut json,
+            rule.threat
+                .iter()
+                .map(|t| format!("{} {}", t.tactic.id, t.tactic.name)),
+        );
+        json.push_str(",\"techniques\":");
+        strings(
+            &mut json,
+            rule.threat
+                .iter()
+                .flat_map(|t| &t.techniques)
+                .map(|t| format!("{} {}", t.id, t.name)),
+        );
+        json.push_str(",\"warnings\":");
+        strings(
+            &mut json,
+            rule.query
+                .warnings()
+                .iter()
+                .map(|w| format!("{}: {}", w.span.start, w.message)),
+        );
+        json.push('}');
+        json_parse(&json)
+    }
+
+    /// Evaluates every JSON document in `text` (NDJSON, or JSON documents spanning lines) and
+    /// returns one result per record. With `explain`, every record gets its explanation (and
+    /// the prefilter is skipped, so every record is parsed).
+    #[wasm_bindgen(js_name = evaluateText, unchecked_return_type = "RecordResult[]")]
+    pub fn evaluate_text(&self, text: &str, explain: bool) -> JsValue {
+        json_parse(&self.evaluate_text_json(text, explain))
+    }
+}
+
+impl Detector {
+    /// [`Detector::evaluate_text`] as JSON text.
+    pub fn evaluate_text_json(&self, text: &str, explain: bool) -> String {
+        let mut out = String::from("[");
+        let mut first = true;
+        for (line, doc) in split_documents(text.as_bytes()) {
+            let line = usize::try_from(line).unwrap_or(usize::MAX);
+            let evaluations = if explain {
+                self.inner.explain(doc)
+            } else {
+                match self.inner.evaluate(doc) {
+                    Ok(vmext_engine::Outcome::Rejected) => Ok(Vec::new()),
+                    Ok(vmext_engine::Outcome::Evaluated(list)) => Ok(list),
+                    Err(e) => Err(e),
+                }
+            };
+            let mut push = |item: &str| {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(item);
+            };
+            match evaluations {
+                Ok(list) => {
+                    for e in &list {
+                        let mut item = String::new();
+                        record_json(&mut item, line, e);
+                        push(&item);
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    let mut canonical = String::from("{\"verdict\":\"invalid\",\"error\":");
+                    vmext_json::write_escaped_str(&mut canonical, &message);
+                    canonical.push('}');
+                    let mut item = format!("{{\"line\":{line},\"verdict\":\"invalid\",\"error\":");
+                    vmext_json::write_escaped_str(&mut item, &message);
+                    item.push_str(",\"resultJson\":");
+                    vmext_json::write_escaped_str(&mut item, &canonical);
+                    item.push('}');
+                    push(&item);
+                }
+            }
+        }
+        out.push(']');
+        out
+    }
+}
+
+/// The built-in rule's TOML text, for the playground's editor.
+#[wasm_bindgen(js_name = seedRuleToml)]
+pub fn seed_rule_toml() -> String {
+    vmext_engine::SEED_RULE_TOML.to_owned()
+}
