@@ -73,6 +73,20 @@ fn reply(build: impl FnOnce(&mut Vec<u8>)) -> *const u8 {
     ptr
 }
 
+/// `"vmext_alerts":[<alert>,…]`: the member both modes add.
+fn push_alerts_member(buf: &mut Vec<u8>, alerts: &[String]) {
+    buf.push(b'"');
+    buf.extend_from_slice(ANNOTATION_KEY.as_bytes());
+    buf.extend_from_slice(b"\":[");
+    for (i, alert) in alerts.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(alert.as_bytes());
+    }
+    buf.push(b']');
+}
+
 fn push_json_str(buf: &mut Vec<u8>, s: &str) {
     let mut out = String::with_capacity(s.len() + 2);
     vmext_json::write_escaped_str(&mut out, s);
@@ -156,16 +170,8 @@ pub unsafe extern "C" fn vmext_annotate(
             if !empty {
                 buf.push(b',');
             }
-            buf.push(b'"');
-            buf.extend_from_slice(ANNOTATION_KEY.as_bytes());
-            buf.extend_from_slice(b"\":[");
-            for (i, alert) in alerts.iter().enumerate() {
-                if i > 0 {
-                    buf.push(b',');
-                }
-                buf.extend_from_slice(alert.as_bytes());
-            }
-            buf.extend_from_slice(b"]}");
+            push_alerts_member(buf, &alerts);
+            buf.push(b'}');
         }),
         // A valid object that Elasticsearch would reject still goes on as Fluent Bit sent it.
         Err(RecordError::DuplicateKey(_)) => record,
@@ -200,16 +206,9 @@ pub unsafe extern "C" fn vmext_alerts(
         [] => DROP.as_ptr(),
         [alert] => reply(|buf| buf.extend_from_slice(alert.as_bytes())),
         alerts => reply(|buf| {
-            buf.extend_from_slice(b"{\"");
-            buf.extend_from_slice(ANNOTATION_KEY.as_bytes());
-            buf.extend_from_slice(b"\":[");
-            for (i, alert) in alerts.iter().enumerate() {
-                if i > 0 {
-                    buf.push(b',');
-                }
-                buf.extend_from_slice(alert.as_bytes());
-            }
-            buf.extend_from_slice(b"]}");
+            buf.push(b'{');
+            push_alerts_member(buf, alerts);
+            buf.push(b'}');
         }),
     }
 }
@@ -264,7 +263,7 @@ fn first_non_space(text: &[u8]) -> Option<u8> {
 /// library (`wasm32-unknown-unknown`). On `wasm32-wasip1` the C library's own are exported
 /// instead (see `build.rs`). Each block records its size in a header so `free` needs only the
 /// pointer.
-#[cfg(target_os = "unknown")]
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod allocator {
     use std::alloc::{Layout, alloc, dealloc};
 

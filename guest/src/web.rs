@@ -48,6 +48,12 @@ export interface RecordResult {
   resultJson: string;
 }
 
+/** What one document gave: rejected by the prefilter, one result per record, or a failure. */
+export type DocumentResult =
+  | { rejected: true }
+  | { records: Record<string, unknown>[] }
+  | { failed: string };
+
 /** A rule that could not be loaded. */
 export interface RuleFailure {
   kind: "invalid-rule" | "unsupported-rule-type" | "unsupported-language" | "query-syntax";
@@ -208,6 +214,35 @@ impl Detector {
                 .map(|w| format!("{}: {}", w.span.start, w.message)),
         );
         json.push('}');
+        json_parse(&json)
+    }
+
+    /// Evaluates exactly one JSON document given as bytes (which need not be UTF-8), as the
+    /// component and the Fluent Bit module do: `{rejected: true}`, `{records: [resultJson…]}`
+    /// with the canonical result objects, or `{failed: message}`.
+    #[wasm_bindgen(js_name = evaluateDocument, unchecked_return_type = "DocumentResult")]
+    pub fn evaluate_document(&self, document: &[u8], explain: bool) -> JsValue {
+        let evaluations = if explain {
+            self.inner.explain(document)
+        } else {
+            match self.inner.evaluate(document) {
+                Ok(vmext_engine::Outcome::Rejected) => return json_parse("{\"rejected\":true}"),
+                Ok(vmext_engine::Outcome::Evaluated(list)) => Ok(list),
+                Err(e) => Err(e),
+            }
+        };
+        let json = match evaluations {
+            Ok(list) => {
+                let records: Vec<String> = list.iter().map(Evaluation::to_json).collect();
+                format!("{{\"records\":[{}]}}", records.join(","))
+            }
+            Err(e) => {
+                let mut out = String::from("{\"failed\":");
+                vmext_json::write_escaped_str(&mut out, &e.to_string());
+                out.push('}');
+                out
+            }
+        };
         json_parse(&json)
     }
 

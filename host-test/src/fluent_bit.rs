@@ -63,6 +63,18 @@ impl FluentBitModule {
     pub fn load(path: &Path, fuel: bool) -> wasmtime::Result<FluentBitModule> {
         let mut config = Config::new();
         config.consume_fuel(fuel);
+        Self::with_config(path, config, fuel)
+    }
+
+    /// Loads a module whose calls may use at most `max_stack` bytes of native stack, to show
+    /// that its code does not recurse on input.
+    pub fn load_with_stack(path: &Path, max_stack: usize) -> wasmtime::Result<FluentBitModule> {
+        let mut config = Config::new();
+        config.max_wasm_stack(max_stack);
+        Self::with_config(path, config, false)
+    }
+
+    fn with_config(path: &Path, config: Config, fuel: bool) -> wasmtime::Result<FluentBitModule> {
         let engine = Engine::new(&config)?;
         let module = Module::from_file(&engine, path)?;
         let mut linker = Linker::new(&engine);

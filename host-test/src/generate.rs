@@ -208,7 +208,7 @@ fn event(rng: &mut Rng, spec: &CorpusSpec, index: u64) -> Event {
         principal_type,
         outcome: if success { "success" } else { "failure" },
         result_type: if success { "Success" } else { "Failure" },
-        time: iso_time(seconds, rng.next() % 1000),
+        time: vmext_engine::timestamp::format_unix(seconds as i64, (rng.next() % 1000) as u32),
         caller: format!("198.51.100.{}", rng.next() % 254 + 1),
         principal_id: rng.hex(32),
         correlation: rng.guid(),
@@ -219,28 +219,6 @@ fn event(rng: &mut Rng, spec: &CorpusSpec, index: u64) -> Event {
             rng.pick(&["ana", "ben", "chen", "dara", "eli"])
         ),
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for seconds since the Unix epoch.
-fn iso_time(seconds: u64, millis: u64) -> String {
-    let days = (seconds / 86_400) as i64;
-    let rem = seconds % 86_400;
-    // Civil date from days (H. Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn ecs(e: &Event) -> String {

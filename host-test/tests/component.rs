@@ -8,14 +8,13 @@
     clippy::panic
 )]
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use vmext_engine::Detector;
 use vmext_host::component::{ComponentEvaluator, ComponentRuntime, Limits, RuleSource};
 use vmext_host::evaluator::{DocumentResult, Evaluator, NativeEvaluator};
-use vmext_test_support::{Artefact, build_artefact, repo_root};
+use vmext_test_support::{Artefact, build_artefact, fixture_files, repo_root};
 
 /// One compiled runtime per artefact, shared by the tests of this binary.
 fn runtime(artefact: Artefact) -> Arc<ComponentRuntime> {
@@ -36,18 +35,6 @@ fn component(rule: RuleSource, limits: Limits) -> Result<ComponentEvaluator, Str
 
 fn seed_component() -> ComponentEvaluator {
     component(RuleSource::Seed, Limits::default()).unwrap()
-}
-
-/// Every fixture file, in a stable order.
-fn fixture_files() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for shape in ["ecs", "raw"] {
-        for entry in std::fs::read_dir(repo_root().join("fixtures").join(shape)).unwrap() {
-            files.push(entry.unwrap().path());
-        }
-    }
-    files.sort();
-    files
 }
 
 fn name_of(path: &std::path::Path) -> String {

@@ -6,28 +6,15 @@
     clippy::panic
 )]
 
-use std::path::PathBuf;
-
 use vmext_engine::{Detector, Outcome, Verdict};
 use vmext_host::fluent_bit::{FluentBitInstance, FluentBitModule, Mode, Reply};
-use vmext_test_support::{Artefact, build_artefact, repo_root};
+use vmext_test_support::{Artefact, build_artefact, fixture_files, repo_root};
 
 fn instance(artefact: Artefact) -> FluentBitInstance {
     FluentBitModule::load(&build_artefact(artefact), false)
         .unwrap()
         .instantiate()
         .unwrap()
-}
-
-fn fixture_files() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for shape in ["ecs", "raw"] {
-        for entry in std::fs::read_dir(repo_root().join("fixtures").join(shape)).unwrap() {
-            files.push(entry.unwrap().path());
-        }
-    }
-    files.sort();
-    files
 }
 
 /// The engine's alerts for a document, natively.

@@ -101,6 +101,21 @@ test('the wasm-bindgen build gives byte-identical results to the native engine o
   detector.free();
 });
 
+test('the wasm-bindgen build answers hostile input exactly as the native engine', async () => {
+  // Written by host-test/tests/hostile.rs, which `cargo xtask test` runs first.
+  const dir = `${root}target/hostile`;
+  const cases = JSON.parse(readFileSync(`${dir}/manifest.json`, 'utf8'));
+  assert.ok(cases.length > 20);
+  const bindings = await import(`${root}playground/pkg/vmext_guest.js`);
+  bindings.initSync({ module: readFileSync(`${root}playground/pkg/vmext_guest_bg.wasm`) });
+  const detector = bindings.Detector.seed();
+  for (const c of cases) {
+    const answer = detector.evaluateDocument(readFileSync(`${dir}/${c.file}`), true);
+    assert.deepEqual(answer, c.expected, c.name);
+  }
+  detector.free();
+});
+
 test('the page shows the host\'s verdict for every fixture', async () => {
   const page = await openPage();
   for (const [i, fixture] of fixtures.entries()) {

@@ -16,7 +16,16 @@ const USAGE: &str = "usage: cargo xtask <run|test|build>
   test   check formatting and lints, then run every test
   build  build every WebAssembly artefact (component, Fluent Bit filter) and vmext-detect
   playground
-         build the browser playground and serve it on http://127.0.0.1:8080/";
+         build the browser playground and serve it on http://127.0.0.1:8080/
+  fuzz [SECONDS]
+         run every fuzz target for SECONDS each (default 600) with cargo-fuzz on nightly";
+
+/// The fuzz targets (`fuzz/fuzz_targets/*.rs`).
+const FUZZ_TARGETS: [&str; 4] = ["kql_parser", "evaluator", "prefilter", "fluent_bit_entry"];
+
+/// How long `cargo xtask test` runs each fuzz target: a bounded smoke run in CI; the README's
+/// `cargo xtask fuzz` runs them for longer.
+const FUZZ_SECONDS_IN_TESTS: u64 = 15;
 
 /// The wasm-bindgen CLI must be exactly the version of the `wasm-bindgen` crate the guest uses.
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
@@ -57,6 +66,13 @@ fn main() -> ExitCode {
         "test" => test(),
         "build" => build(),
         "playground" => playground(),
+        "fuzz" => {
+            let seconds = std::env::args()
+                .nth(2)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(600);
+            fuzz(seconds)
+        }
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -335,6 +351,115 @@ fn browser_tests() -> Result<(), String> {
     .map(|_| ())
 }
 
+/// cargo-fuzz: the one on PATH, or one installed into `.tools/` on first use.
+fn cargo_fuzz() -> Result<String, String> {
+    let local = root().join(".tools/bin/cargo-fuzz");
+    for candidate in ["cargo-fuzz".to_owned(), local.display().to_string()] {
+        if Command::new(&candidate)
+            .args(["fuzz", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return Ok(candidate);
+        }
+    }
+    step(
+        "install cargo-fuzz into .tools (once)",
+        &cargo(),
+        &[
+            "+nightly",
+            "install",
+            "--quiet",
+            "cargo-fuzz",
+            "--root",
+            ".tools",
+        ],
+        &[0],
+    )?;
+    Ok(local.display().to_string())
+}
+
+/// Seeds each target's corpus (git-ignored) from the fixtures and the rule's query, and from
+/// the detection-rules query corpus in `../shared` when it is there (read, never committed).
+fn seed_fuzz_corpora() -> Result<(), String> {
+    let write = |target: &str, name: &str, bytes: &[u8]| -> Result<(), String> {
+        let dir = root().join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join(name), bytes).map_err(|e| e.to_string())
+    };
+    let rule =
+        std::fs::read_to_string(root().join("rules/azure_vm_extension_deployment_by_user.toml"))
+            .map_err(|e| e.to_string())?;
+    let fence = "'''";
+    let query = rule
+        .split(&format!("query = {fence}"))
+        .nth(1)
+        .and_then(|q| q.split(fence).next())
+        .unwrap_or_default();
+    write("kql_parser", "seed-rule", query.as_bytes())?;
+    let shared = root().join("../shared/data/detection-rules-kuery/queries.jsonl");
+    if let Ok(lines) = std::fs::read_to_string(shared) {
+        for (i, line) in lines.lines().enumerate() {
+            // Whole JSON lines: the parser's own tests read the corpus properly; as seeds,
+            // lines that contain a query are as good.
+            write("kql_parser", &format!("corpus-{i}"), line.as_bytes())?;
+        }
+    }
+    for shape in ["ecs", "raw"] {
+        let dir = root().join("fixtures").join(shape);
+        for entry in std::fs::read_dir(&dir).map_err(|e| e.to_string())? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+            let file = path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let name = format!("{shape}-{file}");
+            for target in ["evaluator", "prefilter", "fluent_bit_entry"] {
+                write(target, &name, &bytes)?;
+            }
+            // The query-plus-document form: the seed query on the first line.
+            let with_query = [query.replace('\n', " ").as_bytes(), b"\n", &bytes].concat();
+            write("evaluator", &format!("q-{name}"), &with_query)?;
+            write("prefilter", &format!("q-{name}"), &with_query)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs every fuzz target for `seconds`; a finding fails the task.
+fn fuzz(seconds: u64) -> Result<(), String> {
+    let cargo_fuzz = cargo_fuzz()?;
+    seed_fuzz_corpora()?;
+    let time = format!("-max_total_time={seconds}");
+    for target in FUZZ_TARGETS {
+        let corpus = format!("fuzz/corpus/{target}");
+        eprintln!(
+            "\n==> fuzz {target} for {seconds} s\n    $ {cargo_fuzz} fuzz run {target} {corpus} -- {time}"
+        );
+        let status = Command::new(&cargo_fuzz)
+            .args([
+                "fuzz",
+                "run",
+                target,
+                &corpus,
+                "--",
+                &time,
+                "-rss_limit_mb=4096",
+            ])
+            .env("RUSTUP_TOOLCHAIN", "nightly")
+            .current_dir(root())
+            .status()
+            .map_err(|e| format!("cannot start cargo-fuzz: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "fuzz target {target} found a failure (see fuzz/artifacts/{target})"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn run() -> Result<(), String> {
     let cargo = cargo();
     setup()?;
@@ -393,5 +518,6 @@ fn test() -> Result<(), String> {
     step("lints of the browser module", &cargo, &args, &[0])?;
     // The tests build the guest artefacts they need from the current sources.
     step("tests", &cargo, &["test", "--workspace"], &[0])?;
-    browser_tests()
+    browser_tests()?;
+    fuzz(FUZZ_SECONDS_IN_TESTS)
 }

@@ -297,11 +297,11 @@ fn positive_clauses_on(root: &Node, field: &str) -> Vec<FieldMatch> {
 
 /// `data_stream.dataset` is a `constant_keyword`: Elastic takes it from the data stream, not
 /// the document. An ECS document that lacks it (or has only `null`) is taken to be an activity
-/// log when it has fields under `azure.activitylogs`.
+/// log when it has fields under `azure.activitylogs`. A dataset that is present but of another
+/// value or type (a number, an object) is not replaced: Elastic would not file such a document
+/// in the activity-logs stream.
 fn infer_dataset(record: &mut Value<'_>) {
-    let has_dataset = vmext_kql::eval::leaves_at(record, "data_stream.dataset")
-        .iter()
-        .any(|v| !v.is_null());
+    let has_dataset = vmext_kql::eval::field_exists(record, "data_stream.dataset");
     if !has_dataset && vmext_kql::eval::field_exists(record, "azure.activitylogs") {
         push_dataset(record);
     }

@@ -49,16 +49,21 @@ impl Parts {
             + i64::from(self.minute) * 60
             + i64::from(self.second)
             - self.offset_minutes * 60;
-        let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-        let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-            secs / 3_600,
-            secs % 3_600 / 60,
-            secs % 60,
-            self.millis
-        )
+        format_unix(seconds, self.millis)
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for whole seconds since the Unix epoch plus milliseconds.
+pub fn format_unix(seconds: i64, millis: u32) -> String {
+    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60,
+        millis
+    )
 }
 
 fn is_leap(y: i64) -> bool {

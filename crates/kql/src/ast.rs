@@ -191,6 +191,48 @@ fn pieces_text(pieces: &[Piece]) -> String {
         .collect()
 }
 
+impl Node {
+    /// The same tree with every span set to `0..0`, so that trees parsed from different texts
+    /// compare by meaning (used to check that printing round-trips).
+    pub fn without_spans(mut self) -> Node {
+        fn literal(l: &mut Literal) {
+            l.span = 0..0;
+        }
+        fn list(v: &mut ValueList) {
+            let mut stack = vec![v];
+            while let Some(v) = stack.pop() {
+                match v {
+                    ValueList::One(l) => literal(l),
+                    ValueList::Or(items) | ValueList::And(items) => stack.extend(items.iter_mut()),
+                    ValueList::Not(inner) => stack.push(inner),
+                }
+            }
+        }
+        let mut stack = vec![&mut self];
+        while let Some(node) = stack.pop() {
+            match node {
+                Node::MatchAll => {}
+                Node::Or(items) | Node::And(items) => stack.extend(items.iter_mut()),
+                Node::Not(inner) => stack.push(inner),
+                Node::Match(m) => {
+                    m.span = 0..0;
+                    list(&mut m.values);
+                }
+                Node::FreeText(l) => literal(l),
+                Node::Range(r) => {
+                    r.span = 0..0;
+                    literal(&mut r.value);
+                }
+                Node::Nested(n) => {
+                    n.span = 0..0;
+                    stack.push(&mut n.query);
+                }
+            }
+        }
+        self
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Printing
 
@@ -221,8 +263,11 @@ fn write_unquoted_text(out: &mut String, text: &str) {
                 let after_space = i > 0 && chars.get(i - 1).copied().is_some_and(is_kql_space);
                 let kw_len = keyword_at(&rest, after_space);
                 if kw_len > 0 {
-                    out.push('\\');
-                    out.extend(chars.get(i..i + kw_len).unwrap_or_default());
+                    // `\or` would do for `or`, but `\not` reads as the newline escape `\n`
+                    // followed by `ot`, and `\NOT` would lose the case: spell the first letter
+                    // as a Unicode escape instead, which reads back as exactly that letter.
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                    out.extend(chars.get(i + 1..i + kw_len).unwrap_or_default());
                     i += kw_len;
                     continue;
                 }
@@ -237,7 +282,9 @@ fn write_unquoted_text(out: &mut String, text: &str) {
 /// would treat as a keyword there, or 0.
 fn keyword_at(rest: &str, after_space: bool) -> usize {
     let lower: String = rest.chars().take(4).collect::<String>().to_lowercase();
-    let followed_by_space = |n: usize| rest.chars().nth(n).is_some_and(is_kql_space);
+    // The end of the text counts as a space: whatever the printer writes next (` > `, ` or `)
+    // may begin with one, and an escaped keyword reads back the same anyway.
+    let followed_by_space = |n: usize| rest.chars().nth(n).is_none_or(is_kql_space);
     if lower.starts_with("not") && followed_by_space(3) {
         return 3;
     }
@@ -312,10 +359,9 @@ impl fmt::Display for Field {
                     }
                 }
             }
+            // An unquoted name trimmed to nothing (`\u000b:x`) prints as a trimmed escape.
+            None if !self.quoted && self.name.is_empty() => out.push_str("\\u0020"),
             None if self.quoted || !unquoted_is_faithful(&self.name) => {
-                write_quoted(&mut out, &self.name)
-            }
-            None if matches!(self.name.as_str(), "true" | "false" | "null") => {
                 write_quoted(&mut out, &self.name)
             }
             None => write_unquoted_text(&mut out, &self.name),
@@ -361,7 +407,8 @@ fn write_list_operand(f: &mut fmt::Formatter<'_>, item: &ValueList) -> fmt::Resu
 impl fmt::Display for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Node::MatchAll => Ok(()),
+            // `*` reads back as match-all anywhere, also under `not` or in a list of clauses.
+            Node::MatchAll => f.write_str("*"),
             Node::Or(items) | Node::And(items) => {
                 let sep = if matches!(self, Node::Or(_)) {
                     " or "
@@ -376,7 +423,7 @@ impl fmt::Display for Node {
                     // child of an `and` needs them to stay a separate node.
                     let wrap = matches!(
                         (self, item),
-                        (_, Node::Or(_)) | (Node::And(_), Node::And(_)) | (_, Node::MatchAll)
+                        (_, Node::Or(_)) | (Node::And(_), Node::And(_))
                     );
                     write_operand(f, item, wrap)?;
                 }
@@ -384,10 +431,7 @@ impl fmt::Display for Node {
             }
             Node::Not(inner) => {
                 f.write_str("not ")?;
-                let wrap = matches!(
-                    **inner,
-                    Node::Or(_) | Node::And(_) | Node::Not(_) | Node::MatchAll
-                );
+                let wrap = matches!(**inner, Node::Or(_) | Node::And(_) | Node::Not(_));
                 write_operand(f, inner, wrap)
             }
             Node::Match(m) => match &m.values {

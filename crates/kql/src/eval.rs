@@ -62,7 +62,7 @@ impl<'v, 'a> FieldValues<'v, 'a> {
             None => {
                 let mut leaves = Vec::new();
                 let mut objects = Vec::new();
-                walk_path(doc, &field.name, &mut leaves, &mut objects);
+                walk_path(doc, &field.name, &mut leaves, &mut objects, true);
                 FieldValues {
                     leaves,
                     objects,
@@ -232,11 +232,17 @@ fn parse_number(text: &str) -> Option<f64> {
 }
 
 /// Collects the leaves and objects at a dotted path, without recursion.
+///
+/// A key that extends the path through a dot (`{"a.b.c": 1}` for the path `a.b`) holds a value
+/// *under* the path: Elasticsearch maps it into the same object field, so for `exists` it is
+/// part of the object at the path. With `dotted_descendants` such values are added to
+/// `objects`; nested queries, which need whole objects, leave them out.
 fn walk_path<'v, 'a>(
     doc: &'v Value<'a>,
     path: &str,
     leaves: &mut Vec<&'v Value<'a>>,
     objects: &mut Vec<&'v Value<'a>>,
+    dotted_descendants: bool,
 ) {
     let mut stack: Vec<(&'v Value<'a>, &str)> = vec![(doc, path)];
     while let Some((value, rest)) = stack.pop() {
@@ -255,6 +261,10 @@ fn walk_path<'v, 'a>(
                         .and_then(|r| r.strip_prefix('.'))
                     {
                         stack.push((child, after));
+                    } else if dotted_descendants
+                        && key.strip_prefix(rest).is_some_and(|r| r.starts_with('.'))
+                    {
+                        objects.push(child);
                     }
                 }
             }
@@ -270,7 +280,7 @@ fn walk_path<'v, 'a>(
 pub fn leaves_at<'v, 'a>(doc: &'v Value<'a>, path: &str) -> Vec<&'v Value<'a>> {
     let mut leaves = Vec::new();
     let mut objects = Vec::new();
-    walk_path(doc, path, &mut leaves, &mut objects);
+    walk_path(doc, path, &mut leaves, &mut objects, true);
     leaves
 }
 
@@ -288,7 +298,7 @@ pub fn field_exists(doc: &Value<'_>, field: &str) -> bool {
 fn objects_at<'v, 'a>(doc: &'v Value<'a>, path: &str) -> impl Iterator<Item = &'v Value<'a>> {
     let mut leaves = Vec::new();
     let mut objects = Vec::new();
-    walk_path(doc, path, &mut leaves, &mut objects);
+    walk_path(doc, path, &mut leaves, &mut objects, false);
     objects.into_iter()
 }
 

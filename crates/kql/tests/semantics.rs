@@ -62,8 +62,12 @@ fn missing_null_and_empty_values() {
     assert!(holds("a:*", r#"{"a":""}"#));
     assert!(holds("a:*", r#"{"a":[null,"x"]}"#));
     assert!(holds(r#"a:"""#, r#"{"a":""}"#));
-    // An object at the path exists when it holds a value.
+    // An object at the path exists when it holds a value, also when spelled with dotted keys.
     assert!(holds("a:*", r#"{"a":{"b":1}}"#));
+    assert!(holds("a:*", r#"{"a.b":1}"#));
+    assert!(holds("a.b:*", r#"{"a":{"b.c":[1]}}"#));
+    assert!(!holds("a:*", r#"{"ab.c":1}"#));
+    assert!(!holds("a:*", r#"{"a.b":null}"#));
     assert!(!holds("a:*", r#"{"a":{"b":null}}"#));
 }
 

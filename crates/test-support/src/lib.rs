@@ -40,6 +40,23 @@ pub fn shared_path(relative: &str) -> Option<PathBuf> {
     None
 }
 
+/// Every shipped fixture file (`fixtures/ecs/*`, `fixtures/raw/*`), in a stable order.
+///
+/// # Panics
+/// When the fixtures folder cannot be read.
+#[allow(clippy::panic)]
+pub fn fixture_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for shape in ["ecs", "raw"] {
+        let dir = repo_root().join("fixtures").join(shape);
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+        files.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+    }
+    files.sort();
+    files
+}
+
 /// A WebAssembly artefact of the guest crate that tests run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Artefact {
@@ -91,6 +108,14 @@ pub fn build_artefact(artefact: Artefact) -> PathBuf {
     }
     let (target, features, target_dir) = artefact.build();
     let root = repo_root();
+    // The target may be missing on a fresh machine (rustup does not add targets on its own
+    // here); adding one that is present is a no-op.
+    let _ = std::process::Command::new("rustup")
+        .current_dir(&root)
+        .args(["target", "add", target])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = std::process::Command::new(cargo);
     cmd.current_dir(&root).args([

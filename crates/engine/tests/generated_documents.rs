@@ -1,9 +1,12 @@
-//! The literal prefilter never rejects a record the rule matches.
+//! Properties over generated documents.
 //!
 //! Documents are generated around the rule's fields (right and wrong values, case variants,
 //! arrays, `null`, dotted keys, both record shapes), then written as JSON with every character
 //! of every string randomly spelled plainly, as `\uXXXX` (either hex case), or `\/` for `/`.
-//! Whenever the full evaluation alerts, the prefilter must have admitted the text.
+//!
+//! * The literal prefilter never rejects a record the rule matches.
+//! * The engine agrees with a deliberately naive reference evaluator of the seed rule, written
+//!   here from the semantics notes with none of the engine's code.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -284,6 +287,157 @@ proptest! {
             _ => 0,
         };
         prop_assert_eq!(fast, alerted);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The naive reference: every (dotted path, text) leaf by plain recursion, then the seed rule's
+// clauses as the notes state them.
+
+/// Every indexed leaf as (dotted path, text): arrays flattened, nulls skipped, strings longer
+/// than 1024 UTF-16 units left out.
+fn leaves(t: &T, path: &str, out: &mut Vec<(String, String)>) {
+    match t {
+        T::S(s) if s.encode_utf16().count() <= 1024 => out.push((path.to_owned(), s.clone())),
+        T::S(_) | T::Null => {}
+        T::N(n) => out.push((path.to_owned(), n.to_string())),
+        T::A(items) => items.iter().for_each(|i| leaves(i, path, out)),
+        T::O(members) => {
+            for (k, v) in members {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                leaves(v, &p, out);
+            }
+        }
+    }
+}
+
+fn reference_ecs(doc: &T) -> bool {
+    let mut all = Vec::new();
+    leaves(doc, "", &mut all);
+    let values = |field: &str| -> Vec<&str> {
+        all.iter()
+            .filter(|(p, _)| p == field)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let datasets = values("data_stream.dataset");
+    let dataset = if datasets.is_empty() {
+        all.iter()
+            .any(|(p, _)| p.starts_with("azure.activitylogs."))
+    } else {
+        datasets.contains(&"azure.activitylogs")
+    };
+    let families = [
+        "VMACCESSAGENT",
+        "CUSTOMSCRIPTEXTENSION",
+        "RUNCOMMANDWINDOWS",
+        "RUNCOMMANDLINUX",
+        "/DSC/",
+        "MICROSOFTMONITORINGAGENT",
+    ];
+    dataset
+        && values("azure.activitylogs.operation_name").contains(&OPERATION)
+        && values("azure.activitylogs.identity.authorization.evidence.principal_type")
+            .contains(&"User")
+        && values("event.outcome")
+            .iter()
+            .any(|v| *v == "success" || *v == "Success")
+        && values("azure.resource.id")
+            .iter()
+            .any(|v| families.iter().any(|f| v.contains(f)))
+}
+
+/// A raw record as Elastic's pipeline maps the rule's fields.
+fn reference_raw(doc: &T) -> bool {
+    let T::O(members) = doc else { return false };
+    let get = |k: &str| members.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+    let category = matches!(get("category"), Some(T::S(c)) if [
+        "Administrative", "Security", "ServiceHealth", "Alert", "Recommendation", "Policy", "Autoscale", "ResourceHealth",
+    ].contains(&c.as_str()));
+    let outcome = matches!(get("resultType"), Some(T::S(r)) if r.to_lowercase() == "success");
+    let mut ecs = vec![(
+        "event.outcome".to_owned(),
+        T::S(if outcome { "success" } else { "" }.to_owned()),
+    )];
+    if category {
+        ecs.push((
+            "data_stream.dataset".to_owned(),
+            T::S("azure.activitylogs".to_owned()),
+        ));
+    }
+    if let Some(op) = get("operationName") {
+        ecs.push(("azure.activitylogs.operation_name".to_owned(), op.clone()));
+    }
+    if let Some(id) = get("resourceId") {
+        ecs.push(("azure.resource.id".to_owned(), id.clone()));
+    }
+    if let Some(T::O(identity)) = get("identity")
+        && let Some((_, T::O(auth))) = identity.iter().find(|(k, _)| k == "authorization")
+        && let Some((_, T::O(evidence))) = auth.iter().find(|(k, _)| k == "evidence")
+        && let Some((_, principal)) = evidence.iter().find(|(k, _)| k == "principalType")
+    {
+        ecs.push((
+            "azure.activitylogs.identity.authorization.evidence.principal_type".to_owned(),
+            principal.clone(),
+        ));
+    }
+    category && reference_ecs(&T::O(ecs))
+}
+
+fn reference(doc: &T) -> Vec<bool> {
+    match doc {
+        T::O(members) if members.len() == 1 && members[0].0 == "records" => match &members[0].1 {
+            T::A(items) => items.iter().map(reference_record).collect(),
+            _ => vec![false],
+        },
+        other => vec![reference_record(other)],
+    }
+}
+
+fn reference_record(doc: &T) -> bool {
+    let T::O(members) = doc else { return false };
+    let raw_keys = [
+        "operationName",
+        "resourceId",
+        "resultType",
+        "category",
+        "callerIpAddress",
+        "correlationId",
+    ];
+    let ecs_key = |k: &str| {
+        ["azure", "@timestamp", "data_stream", "event"]
+            .iter()
+            .any(|m| k == *m || k.starts_with(&format!("{m}.")))
+    };
+    let raw = !members.iter().any(|(k, _)| ecs_key(k))
+        && members.iter().any(|(k, _)| raw_keys.contains(&k.as_str()));
+    if raw {
+        reference_raw(doc)
+    } else {
+        reference_ecs(doc)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn engine_agrees_with_the_naive_reference(
+        doc in prop_oneof![ecs_doc(), raw_doc()],
+        seed in any::<u64>(),
+    ) {
+        let text = spelled(&doc, seed);
+        let engine: Vec<bool> = Detector::seed()
+            .explain(text.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|e| matches!(e.verdict, Verdict::Alert(_)))
+            .collect();
+        prop_assert_eq!(engine, reference(&doc), "{}", text);
     }
 }
 
