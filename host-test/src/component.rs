@@ -273,29 +273,6 @@ impl ComponentEvaluator {
             .call_rule(&mut live.store, live.detector)?)
     }
 
-    /// Evaluates a batch of documents in one call.
-    pub fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {
-        let live = &mut self.live;
-        live.store.set_epoch_deadline(self.limits.deadline_ticks());
-        let owned: Vec<Vec<u8>> = documents.iter().map(|d| d.to_vec()).collect();
-        let result = live
-            .bindings
-            .vmext_detect_detector()
-            .detector()
-            .call_evaluate_batch(&mut live.store, live.detector, &owned, explain);
-        match result {
-            Ok(list) => list.into_iter().map(convert).collect(),
-            // One document stopped the batch: retry one by one so that only it fails.
-            Err(_) => {
-                self.recover();
-                documents
-                    .iter()
-                    .map(|d| self.evaluate(d, explain))
-                    .collect()
-            }
-        }
-    }
-
     /// Replaces the instance after a trap. If even a fresh instance cannot be made, the old
     /// one is kept and later calls report its failure.
     fn recover(&mut self) {
@@ -332,6 +309,30 @@ fn instantiate(
 }
 
 impl Evaluator for ComponentEvaluator {
+    /// One call for the whole batch; if a document traps, the batch is retried one document
+    /// at a time so that only that document fails.
+    fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {
+        let live = &mut self.live;
+        live.store.set_epoch_deadline(self.limits.deadline_ticks());
+        let owned: Vec<Vec<u8>> = documents.iter().map(|d| d.to_vec()).collect();
+        let result = live
+            .bindings
+            .vmext_detect_detector()
+            .detector()
+            .call_evaluate_batch(&mut live.store, live.detector, &owned, explain);
+        match result {
+            Ok(list) => list.into_iter().map(convert).collect(),
+            // One document stopped the batch: retry one by one so that only it fails.
+            Err(_) => {
+                self.recover();
+                documents
+                    .iter()
+                    .map(|d| self.evaluate(d, explain))
+                    .collect()
+            }
+        }
+    }
+
     fn evaluate(&mut self, document: &[u8], explain: bool) -> DocumentResult {
         let live = &mut self.live;
         live.store.set_epoch_deadline(self.limits.deadline_ticks());

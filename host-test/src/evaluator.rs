@@ -35,6 +35,15 @@ pub struct RecordResult {
 pub trait Evaluator {
     /// Evaluates one document; with `explain`, without the prefilter and with explanations.
     fn evaluate(&mut self, document: &[u8], explain: bool) -> DocumentResult;
+
+    /// Evaluates several documents, in order. An artefact behind a call boundary overrides
+    /// this to cross it once per batch instead of once per document.
+    fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {
+        documents
+            .iter()
+            .map(|d| self.evaluate(d, explain))
+            .collect()
+    }
 }
 
 /// The engine linked into this process.

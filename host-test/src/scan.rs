@@ -110,12 +110,24 @@ pub fn scan(
             error,
         };
         let mut bar = Progress::for_input(input, progress);
+        let mut batch = Batch::default();
+        let explain = report != Report::Alerts;
+        let mut flush = |batch: &mut Batch, summary: &mut Summary| -> io::Result<()> {
+            let results = evaluator.evaluate_batch(&batch.documents(), explain);
+            for ((line, start, end), result) in batch.spans.iter().zip(results) {
+                write_result(&name, *line, result, report, summary, out, log)?;
+                bar.advance((end - start) as u64 + 1);
+            }
+            batch.clear();
+            Ok(())
+        };
         let mut handle = |line: u64, doc: &[u8]| -> io::Result<()> {
             summary.documents += 1;
             summary.bytes += doc.len() as u64 + 1;
-            let result = evaluator.evaluate(doc, report != Report::Alerts);
-            write_result(&name, line, result, report, &mut summary, out, log)?;
-            bar.advance(doc.len() as u64 + 1);
+            batch.push(line, doc);
+            if batch.is_full() {
+                flush(&mut batch, &mut summary)?;
+            }
             Ok(())
         };
         match input {
@@ -137,6 +149,7 @@ pub fn scan(
                 }
             },
         }
+        flush(&mut batch, &mut summary).map_err(wrap)?;
         bar.finish();
     }
     out.flush().map_err(|error| ScanError {
@@ -144,6 +157,43 @@ pub fn scan(
         error,
     })?;
     Ok(summary)
+}
+
+/// Documents waiting to be evaluated together: copies in one buffer, with their lines.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// (line, start, end) of each document in `bytes`.
+    spans: Vec<(u64, usize, usize)>,
+}
+
+impl Batch {
+    /// At most this many documents per call…
+    const MAX_DOCUMENTS: usize = 256;
+    /// …or this many bytes, so that memory stays flat whatever the input.
+    const MAX_BYTES: usize = 1 << 20;
+
+    fn push(&mut self, line: u64, doc: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(doc);
+        self.spans.push((line, start, self.bytes.len()));
+    }
+
+    fn is_full(&self) -> bool {
+        self.spans.len() >= Self::MAX_DOCUMENTS || self.bytes.len() >= Self::MAX_BYTES
+    }
+
+    fn documents(&self) -> Vec<&[u8]> {
+        self.spans
+            .iter()
+            .map(|(_, start, end)| self.bytes.get(*start..*end).unwrap_or_default())
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+    }
 }
 
 fn write_result(
