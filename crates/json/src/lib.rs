@@ -19,6 +19,7 @@
 //! assert_eq!(b.as_array().unwrap()[1].as_str(), Some("x/y"));
 //! ```
 
+mod lex;
 mod parse;
 mod validate;
 mod value;

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::lex::Cursor;
 use crate::value::{Number, Value};
 
 /// Bounds on what the parser accepts.
@@ -99,8 +100,7 @@ pub fn parse_with(input: &[u8], limits: Limits) -> Result<Value<'_>, Error> {
     })?;
     Parser {
         text,
-        bytes: text.as_bytes(),
-        pos: 0,
+        at: Cursor::new(text.as_bytes()),
     }
     .document(limits)
 }
@@ -113,44 +113,26 @@ enum Open<'a> {
 
 struct Parser<'a> {
     text: &'a str,
-    bytes: &'a [u8],
-    pos: usize,
+    at: Cursor<'a>,
 }
 
 impl<'a> Parser<'a> {
-    fn err<T>(&self, kind: ErrorKind) -> Result<T, Error> {
-        Err(Error {
-            offset: self.pos,
-            kind,
-        })
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
-    }
-
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.pos += 1;
-        }
-    }
-
     fn document(mut self, limits: Limits) -> Result<Value<'a>, Error> {
         let mut stack: Vec<Open<'a>> = Vec::new();
-        self.skip_ws();
+        self.at.skip_ws();
         'value: loop {
             // Read one value, or open a container and go round for its first element.
-            let mut value = match self.peek() {
-                None => return self.err(ErrorKind::UnexpectedEnd),
+            let mut value = match self.at.peek() {
+                None => return self.at.err(ErrorKind::UnexpectedEnd),
                 Some(b'{') => {
-                    self.pos += 1;
-                    self.skip_ws();
-                    if self.peek() == Some(b'}') {
-                        self.pos += 1;
+                    self.at.pos += 1;
+                    self.at.skip_ws();
+                    if self.at.peek() == Some(b'}') {
+                        self.at.pos += 1;
                         Value::Object(Vec::new())
                     } else {
                         if stack.len() >= limits.max_depth {
-                            return self.err(ErrorKind::TooDeep(limits.max_depth));
+                            return self.at.err(ErrorKind::TooDeep(limits.max_depth));
                         }
                         let key = self.key()?;
                         stack.push(Open::Object(Vec::new(), key));
@@ -158,69 +140,85 @@ impl<'a> Parser<'a> {
                     }
                 }
                 Some(b'[') => {
-                    self.pos += 1;
-                    self.skip_ws();
-                    if self.peek() == Some(b']') {
-                        self.pos += 1;
+                    self.at.pos += 1;
+                    self.at.skip_ws();
+                    if self.at.peek() == Some(b']') {
+                        self.at.pos += 1;
                         Value::Array(Vec::new())
                     } else {
                         if stack.len() >= limits.max_depth {
-                            return self.err(ErrorKind::TooDeep(limits.max_depth));
+                            return self.at.err(ErrorKind::TooDeep(limits.max_depth));
                         }
                         stack.push(Open::Array(Vec::new()));
                         continue 'value;
                     }
                 }
                 Some(b'"') => Value::String(self.string()?),
-                Some(b't') => self.keyword("true", Value::Bool(true))?,
-                Some(b'f') => self.keyword("false", Value::Bool(false))?,
-                Some(b'n') => self.keyword("null", Value::Null)?,
-                Some(b'-' | b'0'..=b'9') => Value::Number(self.number()?),
-                Some(_) => return self.err(ErrorKind::ExpectedValue),
+                Some(b't') => {
+                    self.at.keyword(b"true")?;
+                    Value::Bool(true)
+                }
+                Some(b'f') => {
+                    self.at.keyword(b"false")?;
+                    Value::Bool(false)
+                }
+                Some(b'n') => {
+                    self.at.keyword(b"null")?;
+                    Value::Null
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    let start = self.at.pos;
+                    self.at.number()?;
+                    match self.text.get(start..self.at.pos) {
+                        Some(text) => Value::Number(Number::from_source(text)),
+                        None => return self.at.err(ErrorKind::InvalidNumber),
+                    }
+                }
+                Some(_) => return self.at.err(ErrorKind::ExpectedValue),
             };
             // Attach the finished value to its parent; close parents that end here.
             loop {
-                self.skip_ws();
+                self.at.skip_ws();
                 match stack.last_mut() {
                     None => {
-                        if self.pos != self.bytes.len() {
-                            return self.err(ErrorKind::TrailingCharacters);
+                        if self.at.pos != self.at.bytes.len() {
+                            return self.at.err(ErrorKind::TrailingCharacters);
                         }
                         return Ok(value);
                     }
                     Some(Open::Array(items)) => {
                         items.push(value);
-                        match self.peek() {
+                        match self.at.peek() {
                             Some(b',') => {
-                                self.pos += 1;
-                                self.skip_ws();
+                                self.at.pos += 1;
+                                self.at.skip_ws();
                                 continue 'value;
                             }
                             Some(b']') => {
-                                self.pos += 1;
+                                self.at.pos += 1;
                                 value = Value::Array(std::mem::take(items));
                                 stack.pop();
                             }
-                            None => return self.err(ErrorKind::UnexpectedEnd),
-                            Some(_) => return self.err(ErrorKind::ExpectedCommaOrClose(']')),
+                            None => return self.at.err(ErrorKind::UnexpectedEnd),
+                            Some(_) => return self.at.err(ErrorKind::ExpectedCommaOrClose(']')),
                         }
                     }
                     Some(Open::Object(members, key)) => {
                         members.push((std::mem::take(key), value));
-                        match self.peek() {
+                        match self.at.peek() {
                             Some(b',') => {
-                                self.pos += 1;
-                                self.skip_ws();
+                                self.at.pos += 1;
+                                self.at.skip_ws();
                                 *key = self.key()?;
                                 continue 'value;
                             }
                             Some(b'}') => {
-                                self.pos += 1;
+                                self.at.pos += 1;
                                 value = Value::Object(std::mem::take(members));
                                 stack.pop();
                             }
-                            None => return self.err(ErrorKind::UnexpectedEnd),
-                            Some(_) => return self.err(ErrorKind::ExpectedCommaOrClose('}')),
+                            None => return self.at.err(ErrorKind::UnexpectedEnd),
+                            Some(_) => return self.at.err(ErrorKind::ExpectedCommaOrClose('}')),
                         }
                     }
                 }
@@ -230,115 +228,65 @@ impl<'a> Parser<'a> {
 
     /// `"key"` `:` and the whitespace after it.
     fn key(&mut self) -> Result<Cow<'a, str>, Error> {
-        if self.peek() != Some(b'"') {
-            return self.err(if self.peek().is_none() {
+        if self.at.peek() != Some(b'"') {
+            return self.at.err(if self.at.peek().is_none() {
                 ErrorKind::UnexpectedEnd
             } else {
                 ErrorKind::ExpectedKey
             });
         }
         let key = self.string()?;
-        self.skip_ws();
-        if self.peek() != Some(b':') {
-            return self.err(ErrorKind::ExpectedColon);
+        self.at.skip_ws();
+        if self.at.peek() != Some(b':') {
+            return self.at.err(ErrorKind::ExpectedColon);
         }
-        self.pos += 1;
-        self.skip_ws();
+        self.at.pos += 1;
+        self.at.skip_ws();
         Ok(key)
-    }
-
-    fn keyword(&mut self, word: &str, value: Value<'a>) -> Result<Value<'a>, Error> {
-        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word.as_bytes()) {
-            self.pos += word.len();
-            Ok(value)
-        } else {
-            self.err(ErrorKind::ExpectedValue)
-        }
-    }
-
-    fn digits(&mut self) -> usize {
-        let start = self.pos;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.pos += 1;
-        }
-        self.pos - start
-    }
-
-    fn number(&mut self) -> Result<Number<'a>, Error> {
-        let start = self.pos;
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
-        }
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => {
-                self.digits();
-            }
-            _ => return self.err(ErrorKind::InvalidNumber),
-        }
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            if self.digits() == 0 {
-                return self.err(ErrorKind::InvalidNumber);
-            }
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
-            }
-            if self.digits() == 0 {
-                return self.err(ErrorKind::InvalidNumber);
-            }
-        }
-        match self.text.get(start..self.pos) {
-            Some(text) => Ok(Number::from_source(text)),
-            None => self.err(ErrorKind::InvalidNumber),
-        }
     }
 
     /// A string starting at the opening quote; borrows when it has no escapes.
     fn string(&mut self) -> Result<Cow<'a, str>, Error> {
-        self.pos += 1; // opening quote
-        let start = self.pos;
+        self.at.pos += 1; // opening quote
+        let start = self.at.pos;
         // Fast path: find the end without escapes.
         loop {
-            match self.peek() {
-                None => return self.err(ErrorKind::UnexpectedEnd),
+            match self.at.peek() {
+                None => return self.at.err(ErrorKind::UnexpectedEnd),
                 Some(b'"') => {
-                    let s = self.text.get(start..self.pos).unwrap_or_default();
-                    self.pos += 1;
+                    let s = self.text.get(start..self.at.pos).unwrap_or_default();
+                    self.at.pos += 1;
                     return Ok(Cow::Borrowed(s));
                 }
                 Some(b'\\') => break,
-                Some(0..=0x1f) => return self.err(ErrorKind::ControlCharacter),
-                Some(_) => self.pos += 1,
+                Some(0..=0x1f) => return self.at.err(ErrorKind::ControlCharacter),
+                Some(_) => self.at.pos += 1,
             }
         }
-        let mut out = String::from(self.text.get(start..self.pos).unwrap_or_default());
+        let mut out = String::from(self.text.get(start..self.at.pos).unwrap_or_default());
         loop {
             // Copy the run of plain characters up to the next quote or backslash.
-            let run_start = self.pos;
-            while let Some(b) = self.peek() {
+            let run_start = self.at.pos;
+            while let Some(b) = self.at.peek() {
                 if b == b'"' || b == b'\\' {
                     break;
                 }
                 if b < 0x20 {
-                    return self.err(ErrorKind::ControlCharacter);
+                    return self.at.err(ErrorKind::ControlCharacter);
                 }
-                self.pos += 1;
+                self.at.pos += 1;
             }
-            out.push_str(self.text.get(run_start..self.pos).unwrap_or_default());
-            match self.peek() {
-                None => return self.err(ErrorKind::UnexpectedEnd),
+            out.push_str(self.text.get(run_start..self.at.pos).unwrap_or_default());
+            match self.at.peek() {
+                None => return self.at.err(ErrorKind::UnexpectedEnd),
                 Some(b'"') => {
-                    self.pos += 1;
+                    self.at.pos += 1;
                     return Ok(Cow::Owned(out));
                 }
                 _ => {
                     // A backslash.
-                    self.pos += 1;
-                    let c = match self.peek() {
+                    self.at.pos += 1;
+                    let c = match self.at.peek() {
                         Some(b'"') => '"',
                         Some(b'\\') => '\\',
                         Some(b'/') => '/',
@@ -348,51 +296,18 @@ impl<'a> Parser<'a> {
                         Some(b'r') => '\r',
                         Some(b't') => '\t',
                         Some(b'u') => {
-                            self.pos += 1;
-                            let c = self.unicode_escape()?;
+                            self.at.pos += 1;
+                            let c = self.at.unicode_escape()?;
                             out.push(c);
                             continue;
                         }
-                        None => return self.err(ErrorKind::UnexpectedEnd),
-                        Some(_) => return self.err(ErrorKind::InvalidEscape),
+                        None => return self.at.err(ErrorKind::UnexpectedEnd),
+                        Some(_) => return self.at.err(ErrorKind::InvalidEscape),
                     };
-                    self.pos += 1;
+                    self.at.pos += 1;
                     out.push(c);
                 }
             }
-        }
-    }
-
-    fn hex4(&mut self) -> Result<u32, Error> {
-        let digits = self.text.get(self.pos..self.pos + 4);
-        match digits.filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit())) {
-            Some(d) => {
-                self.pos += 4;
-                u32::from_str_radix(d, 16).or_else(|_| self.err(ErrorKind::InvalidUnicodeEscape))
-            }
-            None => self.err(ErrorKind::InvalidUnicodeEscape),
-        }
-    }
-
-    /// The character of a `\uXXXX` escape (after the `u`), joining surrogate pairs.
-    fn unicode_escape(&mut self) -> Result<char, Error> {
-        let first = self.hex4()?;
-        let code = if (0xD800..0xDC00).contains(&first) {
-            if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
-                return self.err(ErrorKind::InvalidUnicodeEscape);
-            }
-            self.pos += 2;
-            let second = self.hex4()?;
-            if !(0xDC00..0xE000).contains(&second) {
-                return self.err(ErrorKind::InvalidUnicodeEscape);
-            }
-            0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
-        } else {
-            first
-        };
-        match char::from_u32(code) {
-            Some(c) => Ok(c),
-            None => self.err(ErrorKind::InvalidUnicodeEscape),
         }
     }
 }

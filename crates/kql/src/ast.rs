@@ -299,6 +299,16 @@ fn keyword_at(rest: &str, after_space: bool) -> usize {
     0
 }
 
+/// Writes a wildcard pattern: unescaped stars between escaped text.
+fn write_pattern(out: &mut String, pieces: &[Piece]) {
+    for piece in pieces {
+        match piece {
+            Piece::Star => out.push('*'),
+            Piece::Text(t) => write_unquoted_text(out, t),
+        }
+    }
+}
+
 fn write_quoted(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
@@ -332,14 +342,7 @@ impl fmt::Display for Literal {
                 write_quoted(&mut out, t)
             }
             LiteralKind::Text(t) => write_unquoted_text(&mut out, t),
-            LiteralKind::Wildcard(pieces) => {
-                for piece in pieces {
-                    match piece {
-                        Piece::Star => out.push('*'),
-                        Piece::Text(t) => write_unquoted_text(&mut out, t),
-                    }
-                }
-            }
+            LiteralKind::Wildcard(pieces) => write_pattern(&mut out, pieces),
             LiteralKind::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             LiteralKind::Null => out.push_str("null"),
         }
@@ -351,14 +354,7 @@ impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = String::new();
         match &self.pattern {
-            Some(pieces) => {
-                for piece in pieces {
-                    match piece {
-                        Piece::Star => out.push('*'),
-                        Piece::Text(t) => write_unquoted_text(&mut out, t),
-                    }
-                }
-            }
+            Some(pieces) => write_pattern(&mut out, pieces),
             // An unquoted name trimmed to nothing (`\u000b:x`) prints as a trimmed escape.
             None if !self.quoted && self.name.is_empty() => out.push_str("\\u0020"),
             None if self.quoted || !unquoted_is_faithful(&self.name) => {
