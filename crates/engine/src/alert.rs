@@ -3,7 +3,8 @@
 //! An alert carries the event's time, `event.kind: alert`, the rule's identity (`rule.*`), its
 //! severity and risk score, every MITRE ATT&CK tactic, technique and sub-technique
 //! (`threat.*`), the rule's investigation fields copied from the record's ECS view, and, under
-//! `vmext.*`, what this filter adds: the matched extension family and the record's shape.
+//! `vmext.*`, what this filter adds: the matched extension family, the record's shape and, in
+//! the hardened profile, `vmext.profile` and whether the faithful rule matched too.
 
 use std::borrow::Cow;
 
@@ -32,6 +33,13 @@ fn owned_by_alert(field: &str) -> bool {
         || PREFIXES
             .iter()
             .any(|p| field == *p || field.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
+}
+
+/// What a hardened profile's alert says about itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hardening {
+    /// Whether the faithful rule matched the record too; `false` marks a blind spot closed.
+    pub(crate) faithful_match: bool,
 }
 
 /// The parts of every alert that depend only on the rule, built once per detector.
@@ -163,6 +171,7 @@ impl AlertTemplate {
         shape: Shape,
         envelope_index: Option<usize>,
         extension_family: Option<String>,
+        hardening: Option<Hardening>,
     ) -> Alert {
         let timestamp = vmext_kql::eval::leaves_at(view, "@timestamp")
             .first()
@@ -217,6 +226,14 @@ impl AlertTemplate {
                 &mut doc,
                 "vmext.envelope_index",
                 Value::Number(Number::from_i128(i as i128)),
+            );
+        }
+        if let Some(h) = hardening {
+            set_path(&mut doc, "vmext.profile", Value::string("hardened"));
+            set_path(
+                &mut doc,
+                "vmext.faithful_match",
+                Value::Bool(h.faithful_match),
             );
         }
         let mut json = String::new();

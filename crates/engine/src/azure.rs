@@ -506,7 +506,7 @@ fn properties<'v>(
 
 /// A copy that owns its text: for values decoded from a string inside the record, which live
 /// only as long as this function's decoding.
-fn owned(v: &Value<'_>) -> Value<'static> {
+pub(crate) fn owned(v: &Value<'_>) -> Value<'static> {
     match v {
         Value::Null => Value::Null,
         Value::Bool(b) => Value::Bool(*b),

@@ -5,13 +5,15 @@ use std::fmt;
 
 use vmext_json::Value;
 use vmext_kql::ast::{FieldMatch, Node};
-use vmext_kql::{Explanation, Requirement};
+use vmext_kql::{Explanation, Presence, Query, Requirement};
 
 use crate::alert::{Alert, AlertTemplate};
 use crate::azure::{
     ACTIVITY_LOGS_DATASET, Shape, ecs_presence, ecs_view, envelope_records_mut,
     is_activity_log_category, raw_presence, shape_of,
 };
+use crate::exceptions::{Exceptions, Suppression};
+use crate::profile::{EXTENSION_TYPE_FIELD, Profile, ProfileError, ProfileName};
 use crate::rule::{Rule, RuleError};
 
 /// The field whose matching pattern names the extension family in alerts.
@@ -50,6 +52,8 @@ pub enum Verdict {
     Alert(Box<Alert>),
     /// The rule did not match.
     NoMatch,
+    /// The rule matched, and an exception item suppressed the alert.
+    Suppressed(Suppression),
     /// This record (an element of an envelope) could not be evaluated.
     Invalid(RecordError),
 }
@@ -68,11 +72,12 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// `alert`, `none` or `invalid`.
+    /// `alert`, `none`, `suppressed` or `invalid`.
     pub fn verdict_name(&self) -> &'static str {
         match self.verdict {
             Verdict::Alert(_) => "alert",
             Verdict::NoMatch => "none",
+            Verdict::Suppressed(_) => "suppressed",
             Verdict::Invalid(_) => "invalid",
         }
     }
@@ -87,8 +92,8 @@ impl Evaluation {
 
     /// The result as one compact JSON object, the form every artefact (native, component,
     /// Fluent Bit, browser) reports so that they can be compared byte for byte:
-    /// `{"index":…,"shape":…,"verdict":…,"alert":{…},"error":…,"explanation":{…}}`, with
-    /// absent parts omitted.
+    /// `{"index":…,"shape":…,"verdict":…,"alert":{…},"exception":{…},"error":…,
+    /// "explanation":{…}}`, with absent parts omitted.
     pub fn to_json(&self) -> String {
         let mut out = String::from("{");
         if let Some(i) = self.envelope_index {
@@ -106,6 +111,15 @@ impl Evaluation {
             Verdict::Invalid(e) => {
                 out.push_str(",\"error\":");
                 vmext_json::write_escaped_str(&mut out, &e.to_string());
+            }
+            Verdict::Suppressed(s) => {
+                out.push_str(",\"exception\":{\"item_id\":");
+                vmext_json::write_escaped_str(&mut out, &s.item_id);
+                if let Some(name) = &s.name {
+                    out.push_str(",\"name\":");
+                    vmext_json::write_escaped_str(&mut out, name);
+                }
+                out.push('}');
             }
             Verdict::NoMatch => {}
         }
@@ -127,31 +141,129 @@ pub enum Outcome {
     Evaluated(Vec<Evaluation>),
 }
 
-/// A rule compiled for evaluation.
+/// A rule compiled for evaluation, in one profile, with its exceptions.
 #[derive(Debug, Clone)]
 pub struct Detector {
     rule: Rule,
+    /// The hardened profile, when the detector runs it.
+    hardening: Option<Profile>,
+    /// The query evaluated: the rule's, or the hardened profile's with its case folded.
+    query: Query,
     prefilter: Requirement,
     template: AlertTemplate,
     family_clauses: Vec<FieldMatch>,
+    exceptions: Exceptions,
 }
 
 impl Detector {
-    /// A detector for a loaded rule.
+    /// A detector for a loaded rule, in the faithful profile, without exceptions.
     pub fn new(rule: Rule) -> Detector {
-        let root = rule.query.root();
-        let prefilter = Requirement::any_shape(vec![
-            Requirement::derive(root, &ecs_presence),
-            Requirement::derive(root, &raw_presence),
-        ]);
+        let query = rule.query.clone();
+        Detector::compile(rule, None, query)
+    }
+
+    fn compile(rule: Rule, hardening: Option<Profile>, query: Query) -> Detector {
+        let root = query.root();
+        let prefilter = match &hardening {
+            None => Requirement::any_shape(vec![
+                Requirement::derive(root, &ecs_presence),
+                Requirement::derive(root, &raw_presence),
+            ]),
+            Some(profile) => {
+                // Folded fields and derived fields do not appear in the text as the query
+                // spells them.
+                let folded = |field: &str| {
+                    profile.case_insensitive_fields.iter().any(|f| f == field)
+                        || field.starts_with("vmext.")
+                };
+                let ecs = |f: &str| {
+                    if folded(f) {
+                        Presence::Opaque
+                    } else {
+                        ecs_presence(f)
+                    }
+                };
+                let raw = |f: &str| {
+                    if folded(f) {
+                        Presence::Opaque
+                    } else {
+                        raw_presence(f)
+                    }
+                };
+                Requirement::any_shape(vec![
+                    Requirement::derive(root, &ecs),
+                    Requirement::derive(root, &raw),
+                ])
+            }
+        };
         let template = AlertTemplate::new(&rule);
-        let family_clauses = positive_clauses_on(root, FAMILY_FIELD);
+        let mut family_clauses = positive_clauses_on(root, FAMILY_FIELD);
+        family_clauses.extend(positive_clauses_on(root, EXTENSION_TYPE_FIELD));
         Detector {
             rule,
+            hardening,
+            query,
             prefilter,
             template,
             family_clauses,
+            exceptions: Exceptions::none(),
         }
+    }
+
+    /// The same rule in its hardened profile. The profile must be the rule's own.
+    pub fn hardened(self, profile: &Profile) -> Result<Detector, ProfileError> {
+        if profile.rule_id != self.rule.rule_id {
+            return Err(ProfileError::OtherRule {
+                profile_rule_id: profile.rule_id.clone(),
+                rule_id: self.rule.rule_id.clone(),
+            });
+        }
+        let query = profile.folded_query();
+        let exceptions = self.exceptions;
+        let mut detector = Detector::compile(self.rule, Some(profile.clone()), query);
+        detector.exceptions = exceptions;
+        Ok(detector)
+    }
+
+    /// The same detector with these exceptions (replacing any it had).
+    pub fn with_exceptions(mut self, exceptions: Exceptions) -> Detector {
+        self.exceptions = exceptions;
+        self
+    }
+
+    /// The built-in seed rule in a profile: the faithful rule, or its shipped hardened profile.
+    pub fn seed_in(profile: ProfileName) -> Detector {
+        let detector = Detector::seed();
+        match profile {
+            ProfileName::Faithful => detector,
+            // The shipped profile is the seed rule's (a test checks the ids), so this holds.
+            ProfileName::Hardened => match detector.clone().hardened(&Profile::seed_hardened()) {
+                Ok(hardened) => hardened,
+                Err(_) => detector,
+            },
+        }
+    }
+
+    /// Which profile the detector runs.
+    pub fn profile(&self) -> ProfileName {
+        if self.hardening.is_some() {
+            ProfileName::Hardened
+        } else {
+            ProfileName::Faithful
+        }
+    }
+
+    /// The query evaluated, as written (for the hardened profile, the profile's query).
+    pub fn query(&self) -> &Query {
+        match &self.hardening {
+            Some(profile) => &profile.query,
+            None => &self.rule.query,
+        }
+    }
+
+    /// The exception items in force.
+    pub fn exceptions(&self) -> &Exceptions {
+        &self.exceptions
     }
 
     /// A detector for the built-in seed rule.
@@ -251,30 +363,56 @@ impl Detector {
                 &raw_view
             }
         };
-        let query = &self.rule.query;
-        let matched = query.matches(view);
-        let verdict = if matched {
-            let family = self.extension_family(view);
-            Verdict::Alert(Box::new(
-                self.template.alert(&self.rule, view, shape, index, family),
-            ))
-        } else {
+        let hardened_view = self.hardening.as_ref().map(|p| p.view(view));
+        let evaluated = hardened_view.as_ref().unwrap_or(view);
+        let matched = self.query.matches(evaluated);
+        let verdict = if !matched {
             Verdict::NoMatch
+        } else if let Some(suppression) = self.suppression(view) {
+            Verdict::Suppressed(suppression)
+        } else {
+            let family = self.extension_family(evaluated);
+            let hardening = self.hardening.as_ref().map(|_| crate::alert::Hardening {
+                faithful_match: self.rule.query.matches(view),
+            });
+            Verdict::Alert(Box::new(
+                self.template
+                    .alert(&self.rule, view, shape, index, family, hardening),
+            ))
         };
         Evaluation {
             envelope_index: index,
             shape: Some(shape),
             verdict,
-            explanation: explain.then(|| query.explain(view)),
+            explanation: explain.then(|| self.query.explain(evaluated)),
         }
     }
 
-    /// The core of the first pattern, in the rule's order, that the resource id matched:
-    /// `*CUSTOMSCRIPTEXTENSION*` gives `CUSTOMSCRIPTEXTENSION`, `*/DSC/*` gives `DSC`.
+    /// The exception item that suppresses an alert on this record, if any. Exceptions see the
+    /// record's own values (never the hardened profile's folded ones), as in Elastic.
+    fn suppression(&self, view: &Value<'_>) -> Option<Suppression> {
+        if self.exceptions.is_empty() {
+            return None;
+        }
+        let timestamp = vmext_kql::eval::leaves_at(view, "@timestamp")
+            .first()
+            .and_then(|v| v.as_str())
+            .and_then(crate::timestamp::normalise);
+        self.exceptions.suppression(view, timestamp.as_deref())
+    }
+
+    /// The core of the first pattern, in the rule's order, that the resource id (or, in the
+    /// hardened profile, the extension type) matched: `*CUSTOMSCRIPTEXTENSION*` gives
+    /// `CUSTOMSCRIPTEXTENSION`, `*/DSC/*` and `*/EXTENSIONS/DSC` give `DSC`.
     fn extension_family(&self, view: &Value<'_>) -> Option<String> {
         self.family_clauses.iter().find_map(|clause| {
-            vmext_kql::eval::first_matching_literal(clause, view)
-                .map(|literal| literal.text().replace('*', "").trim_matches('/').to_owned())
+            vmext_kql::eval::first_matching_literal(clause, view).map(|literal| {
+                let core = literal.text().replace('*', "");
+                core.rsplit('/')
+                    .find(|segment| !segment.is_empty())
+                    .unwrap_or_default()
+                    .to_owned()
+            })
         })
     }
 }

@@ -18,11 +18,15 @@ mod alert;
 pub mod azure;
 mod detector;
 pub mod documents;
+pub mod exceptions;
+pub mod profile;
 pub mod rule;
 pub mod timestamp;
 
 pub use alert::Alert;
 pub use azure::Shape;
 pub use detector::{Detector, Evaluation, FAMILY_FIELD, Outcome, RecordError, Verdict};
+pub use exceptions::{Exceptions, ExceptionsError, Suppression};
+pub use profile::{Profile, ProfileError, ProfileName};
 pub use rule::{Rule, RuleError, SEED_RULE_TOML};
 pub use vmext_kql::{Explanation, Query, SyntaxError};

@@ -1,5 +1,6 @@
-//! Every shipped fixture gives its expected verdicts, with and without the prefilter, and the
-//! README's edge-case table is generated from the same manifest.
+//! Every shipped fixture gives its expected verdicts in both profiles, with and without the
+//! prefilter; the README's edge-case table and list of hardened changes are generated from the
+//! same manifest and from the hardened profile's file.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use vmext_engine::{Detector, Outcome, Verdict};
+use vmext_engine::{Detector, Outcome, Profile, ProfileName, Verdict};
 
 #[derive(Deserialize)]
 struct Manifest {
@@ -24,6 +25,22 @@ struct Case {
     edge: String,
     expect: Vec<String>,
     family: Option<String>,
+    /// The hardened profile's verdicts, when they differ from `expect`.
+    hardened: Option<Vec<String>>,
+    /// The hardened profile's family, when it differs from `family`.
+    hardened_family: Option<String>,
+}
+
+impl Case {
+    fn expected(&self, profile: ProfileName) -> (&[String], Option<&str>) {
+        match profile {
+            ProfileName::Faithful => (&self.expect, self.family.as_deref()),
+            ProfileName::Hardened => (
+                self.hardened.as_deref().unwrap_or(&self.expect),
+                self.hardened_family.as_deref().or(self.family.as_deref()),
+            ),
+        }
+    }
 }
 
 fn fixtures_dir() -> PathBuf {
@@ -40,20 +57,32 @@ fn verdict_name(v: &Verdict) -> &'static str {
         Verdict::Alert(_) => "alert",
         Verdict::NoMatch => "none",
         Verdict::Invalid(_) => "invalid",
+        Verdict::Suppressed(_) => "suppressed",
     }
 }
 
 #[test]
 fn every_fixture_gives_its_expected_verdicts() {
-    let detector = Detector::seed();
+    check_profile(ProfileName::Faithful);
+}
+
+#[test]
+fn every_fixture_gives_its_expected_verdicts_in_the_hardened_profile() {
+    check_profile(ProfileName::Hardened);
+}
+
+fn check_profile(profile: ProfileName) {
+    let detector = Detector::seed_in(profile);
+    assert_eq!(detector.profile(), profile);
     let mut alerts = 0;
     for case in manifest().case {
+        let (expect, family) = case.expected(profile);
         let text = std::fs::read(fixtures_dir().join(&case.file)).unwrap();
         let explained = detector
             .explain(&text)
             .unwrap_or_else(|e| panic!("{}: {e}", case.file));
         let got: Vec<&str> = explained.iter().map(|e| verdict_name(&e.verdict)).collect();
-        assert_eq!(got, case.expect, "{}: {}", case.file, case.edge);
+        assert_eq!(got, expect, "{}: {}", case.file, case.edge);
         for evaluation in &explained {
             let explanation = evaluation.explanation.as_ref().unwrap();
             assert_eq!(
@@ -64,20 +93,20 @@ fn every_fixture_gives_its_expected_verdicts() {
             );
             if let Verdict::Alert(alert) = &evaluation.verdict {
                 alerts += 1;
-                assert_eq!(alert.extension_family, case.family, "{}", case.file);
+                assert_eq!(alert.extension_family.as_deref(), family, "{}", case.file);
                 vmext_json::parse(alert.json.as_bytes()).unwrap();
             }
         }
         // The prefilter never changes a verdict.
         match detector.evaluate(&text).unwrap() {
             Outcome::Rejected => assert!(
-                case.expect.iter().all(|e| e == "none"),
+                expect.iter().all(|e| e == "none"),
                 "{}: prefilter rejected a record expected to alert",
                 case.file
             ),
             Outcome::Evaluated(results) => {
                 let fast: Vec<&str> = results.iter().map(|e| verdict_name(&e.verdict)).collect();
-                assert_eq!(fast, case.expect, "{} (with prefilter)", case.file);
+                assert_eq!(fast, expect, "{} (with prefilter)", case.file);
                 assert_eq!(
                     results.iter().map(|r| &r.verdict).collect::<Vec<_>>(),
                     explained.iter().map(|r| &r.verdict).collect::<Vec<_>>(),
@@ -103,50 +132,137 @@ fn manifest_and_fixture_files_correspond() {
     assert_eq!(listed, on_disk);
 }
 
+fn verdict_cell(expect: &[String], family: Option<&str>) -> String {
+    match (expect, family) {
+        ([one], Some(f)) if one == "alert" => format!("alert ({f})"),
+        ([one], _) => one.clone(),
+        (many, _) => many.join(", "),
+    }
+}
+
 /// The README's edge-case table, generated from `fixtures/cases.toml`.
 fn edge_case_table() -> String {
-    let mut out = String::from("| Edge case | Fixture | Verdict |\n|---|---|---|\n");
+    let mut out =
+        String::from("| Edge case | Fixture | Verdict | Hardened profile |\n|---|---|---|---|\n");
     for case in manifest().case {
-        let verdict = if case.expect.len() == 1 {
-            match (case.expect[0].as_str(), &case.family) {
-                ("alert", Some(f)) => format!("alert ({f})"),
-                (v, _) => v.to_owned(),
-            }
+        let (expect, family) = case.expected(ProfileName::Faithful);
+        let faithful = verdict_cell(expect, family);
+        let (expect, family) = case.expected(ProfileName::Hardened);
+        let hardened = verdict_cell(expect, family);
+        let hardened = if hardened == faithful {
+            "same".to_owned()
         } else {
-            case.expect.join(", ")
+            format!("**{hardened}**")
         };
         out.push_str(&format!(
-            "| {} | `{}` | {} |\n",
+            "| {} | `{}` | {} | {} |\n",
             case.edge.replace('|', "\\|"),
             case.file,
-            verdict
+            faithful,
+            hardened
         ));
     }
     out
 }
 
-const BEGIN: &str = "<!-- edge-cases:begin (generated from fixtures/cases.toml) -->\n";
-const END: &str = "<!-- edge-cases:end -->";
+/// The README's list of hardened changes, generated from the profile's TOML file.
+fn hardened_changes_list() -> String {
+    let profile = Profile::seed_hardened();
+    let mut out = String::new();
+    for (i, change) in profile.changes.iter().enumerate() {
+        let files = |list: &[String]| {
+            list.iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "{}. **{}.** {}\n   Caught (missed by the faithful profile): {}.\n   Still no alert: {}.\n",
+            i + 1,
+            change.title,
+            change.why.split_whitespace().collect::<Vec<_>>().join(" "),
+            files(&change.catches),
+            files(&change.still_quiet),
+        ));
+    }
+    out
+}
+
+/// Each change's fixtures do what the profile file claims: the faithful profile misses every
+/// `catches` fixture and the hardened one alerts on it; `still_quiet` fixtures never alert.
+#[test]
+fn hardened_changes_are_proven_by_their_fixtures() {
+    let faithful = Detector::seed_in(ProfileName::Faithful);
+    let hardened = Detector::seed_in(ProfileName::Hardened);
+    let verdicts = |d: &Detector, file: &str| -> Vec<&'static str> {
+        let text = std::fs::read(fixtures_dir().join(file)).unwrap();
+        d.explain(&text)
+            .unwrap()
+            .iter()
+            .map(|e| verdict_name(&e.verdict))
+            .collect()
+    };
+    for change in Profile::seed_hardened().changes {
+        assert!(!change.catches.is_empty() && !change.still_quiet.is_empty());
+        for file in &change.catches {
+            assert_eq!(
+                verdicts(&faithful, file),
+                ["none"],
+                "{file}: {}",
+                change.title
+            );
+            assert_eq!(
+                verdicts(&hardened, file),
+                ["alert"],
+                "{file}: {}",
+                change.title
+            );
+        }
+        for file in &change.still_quiet {
+            assert_eq!(
+                verdicts(&hardened, file),
+                ["none"],
+                "{file}: {}",
+                change.title
+            );
+        }
+    }
+}
+
+/// Replaces the text between two markers in the README, or fails with how to regenerate it.
+fn check_generated_section(begin: &str, end: &str, generated: &str) {
+    let path = vmext_test_support::repo_root().join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let start = readme.find(begin).expect("README has the markers") + begin.len();
+    let stop = readme.find(end).unwrap();
+    if readme[start..stop] != *generated {
+        if std::env::var("VMEXT_BLESS").is_ok_and(|v| v == "1") {
+            let updated = format!("{}{}{}", &readme[..start], generated, &readme[stop..]);
+            std::fs::write(&path, updated).unwrap();
+        } else {
+            panic!(
+                "a generated README section is stale: run `VMEXT_BLESS=1 cargo test -p vmext-engine --test fixtures`"
+            );
+        }
+    }
+}
 
 /// Run with `VMEXT_BLESS=1` to rewrite the table after changing the fixtures.
 #[test]
 fn readme_edge_case_table_is_current() {
-    let path = vmext_test_support::repo_root().join("README.md");
-    let readme = std::fs::read_to_string(&path).unwrap();
-    let start = readme
-        .find(BEGIN)
-        .expect("README has the edge-case markers")
-        + BEGIN.len();
-    let end = readme.find(END).unwrap();
-    let table = edge_case_table();
-    if readme[start..end] != table {
-        if std::env::var("VMEXT_BLESS").is_ok_and(|v| v == "1") {
-            let updated = format!("{}{}{}", &readme[..start], table, &readme[end..]);
-            std::fs::write(&path, updated).unwrap();
-        } else {
-            panic!(
-                "README edge-case table is stale: run `VMEXT_BLESS=1 cargo test -p vmext-engine --test fixtures`"
-            );
-        }
-    }
+    check_generated_section(
+        "<!-- edge-cases:begin (generated from fixtures/cases.toml) -->\n",
+        "<!-- edge-cases:end -->",
+        &edge_case_table(),
+    );
+}
+
+/// Run with `VMEXT_BLESS=1` to rewrite the list after changing the hardened profile.
+#[test]
+fn readme_hardened_changes_are_current() {
+    check_generated_section(
+        "<!-- hardened-changes:begin (generated from rules/azure_vm_extension_deployment_by_user.hardened.toml) -->\n",
+        "<!-- hardened-changes:end -->",
+        &hardened_changes_list(),
+    );
 }

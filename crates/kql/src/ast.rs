@@ -116,6 +116,19 @@ pub enum ValueList {
 }
 
 impl ValueList {
+    /// Calls `f` on every literal of the list, in place.
+    pub fn for_each_literal_mut(&mut self, f: &mut dyn FnMut(&mut Literal)) {
+        match self {
+            ValueList::One(literal) => f(literal),
+            ValueList::Or(items) | ValueList::And(items) => {
+                for item in items {
+                    item.for_each_literal_mut(f);
+                }
+            }
+            ValueList::Not(inner) => inner.for_each_literal_mut(f),
+        }
+    }
+
     /// Every literal in the list, in source order.
     pub fn literals(&self) -> Vec<&Literal> {
         let mut out = Vec::new();

@@ -112,7 +112,7 @@ impl<'v, 'a> FieldValues<'v, 'a> {
 }
 
 /// A leaf's text as a `keyword` field indexes it, or `None` if it is not indexed.
-pub(crate) fn indexed_text<'v>(leaf: &'v Value<'_>) -> Option<Cow<'v, str>> {
+pub fn indexed_text<'v>(leaf: &'v Value<'_>) -> Option<Cow<'v, str>> {
     match leaf {
         // UTF-8 length bounds UTF-16 length from above, so short strings skip the count.
         Value::String(s) if s.len() > IGNORE_ABOVE && s.encode_utf16().count() > IGNORE_ABOVE => {
@@ -295,7 +295,7 @@ pub fn field_exists(doc: &Value<'_>, field: &str) -> bool {
 }
 
 /// The objects at a dotted path (arrays flattened): the scopes of a nested query.
-fn objects_at<'v, 'a>(doc: &'v Value<'a>, path: &str) -> impl Iterator<Item = &'v Value<'a>> {
+pub fn objects_at<'v, 'a>(doc: &'v Value<'a>, path: &str) -> impl Iterator<Item = &'v Value<'a>> {
     let mut leaves = Vec::new();
     let mut objects = Vec::new();
     walk_path(doc, path, &mut leaves, &mut objects, false);

@@ -79,6 +79,43 @@ impl Query {
         eval::matches(&self.root, doc)
     }
 
+    /// The same query with the values of `fields` upper-cased (ASCII only), for a view in
+    /// which those fields' values are upper-cased too: together they compare those fields
+    /// ASCII-case-insensitively, while everything else keeps Elastic's exact semantics.
+    ///
+    /// Only plain `field:values` clauses on a listed name are folded; ranges, nested queries
+    /// and wildcard field names are left as they are.
+    pub fn fold_case(&self, fields: &[String]) -> Query {
+        let mut root = self.root.clone();
+        let mut stack = vec![&mut root];
+        while let Some(node) = stack.pop() {
+            match node {
+                Node::Or(items) | Node::And(items) => stack.extend(items.iter_mut()),
+                Node::Not(inner) => stack.push(inner),
+                Node::Match(m) if m.field.pattern.is_none() && fields.contains(&m.field.name) => {
+                    m.values
+                        .for_each_literal_mut(&mut |literal| match &mut literal.kind {
+                            ast::LiteralKind::Text(t) => t.make_ascii_uppercase(),
+                            ast::LiteralKind::Wildcard(pieces) => {
+                                for piece in pieces {
+                                    if let ast::Piece::Text(t) = piece {
+                                        t.make_ascii_uppercase();
+                                    }
+                                }
+                            }
+                            ast::LiteralKind::Bool(_) | ast::LiteralKind::Null => {}
+                        });
+                }
+                _ => {}
+            }
+        }
+        Query {
+            source: self.source.clone(),
+            root,
+            warnings: self.warnings.clone(),
+        }
+    }
+
     /// Clause-by-clause reasons for the verdict on `doc`.
     pub fn explain(&self, doc: &Value<'_>) -> Explanation {
         Explanation::of(&self.root, &self.source, doc)
