@@ -163,6 +163,14 @@ impl AlertTemplate {
         AlertTemplate { members: m }
     }
 
+    /// The rule-only members as one compact JSON object (what translations into other
+    /// languages, such as VRL, copy into every alert).
+    pub(crate) fn json(&self) -> String {
+        let mut out = String::new();
+        vmext_json::write_value(&mut out, &Value::Object(self.members.clone()));
+        out
+    }
+
     /// The alert for one matching record, given its ECS view.
     pub(crate) fn alert(
         &self,

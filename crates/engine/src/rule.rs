@@ -238,6 +238,13 @@ impl Rule {
         Rule::from_toml(SEED_RULE_TOML).expect("the built-in seed rule loads")
     }
 
+    /// The members every alert of this rule carries whatever the record (`event.kind`,
+    /// severity, risk score, `rule.*`, `threat.*`, `kibana.*`), as one compact JSON object.
+    /// Alerts add the record's timestamp, investigation fields and `vmext.*` to these.
+    pub fn alert_template_json(&self) -> String {
+        crate::alert::AlertTemplate::new(self).json()
+    }
+
     /// The numeric severity ECS alerts carry, from Elastic's default mapping of the name.
     pub fn severity_number(&self) -> u8 {
         match self.severity.as_str() {
@@ -267,6 +274,26 @@ mod tests {
         assert_eq!(rule.investigation_fields.len(), 13);
         assert_eq!(rule.integrations, vec!["azure"]);
         assert_eq!(Rule::seed(), rule);
+    }
+
+    #[test]
+    fn alert_template_holds_the_rule_only_members() {
+        let json = Rule::seed().alert_template_json();
+        let template = vmext_json::parse(json.as_bytes()).unwrap();
+        let text = |path: &str| {
+            vmext_kql::eval::leaves_at(&template, path)
+                .first()
+                .and_then(|v| vmext_kql::eval::leaf_text(v))
+                .map(|t| t.into_owned())
+        };
+        assert_eq!(text("event.kind").as_deref(), Some("alert"));
+        assert_eq!(
+            text("rule.id").as_deref(),
+            Some("e842d39d-ead1-48c6-97f1-6b055476c2f3")
+        );
+        assert_eq!(text("kibana.alert.risk_score").as_deref(), Some("47"));
+        assert_eq!(text("@timestamp"), None);
+        assert_eq!(text("vmext.record_shape"), None);
     }
 
     #[test]
