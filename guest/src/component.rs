@@ -1,7 +1,8 @@
 //! The component adapter: `vmext:detect/detector` (wit/detector.wit) over the engine.
 
 use vmext_engine::{
-    Detector, Evaluation, Explanation, Outcome, RecordError, Rule, RuleError, Shape, Verdict,
+    BuildError, Detector, Evaluation, Explanation, Outcome, ProfileName, RecordError, Rule,
+    RuleError, RuleSource, Shape, Verdict,
 };
 
 wit_bindgen::generate!({
@@ -43,8 +44,31 @@ impl api::GuestDetector for DetectorResource {
         }))
     }
 
+    fn configure(
+        rule: api::RuleSource,
+        profile: api::Profile,
+        exceptions: Option<String>,
+    ) -> Result<api::Detector, api::Error> {
+        let source = match &rule {
+            api::RuleSource::Seed => RuleSource::Seed,
+            api::RuleSource::Toml(text) => RuleSource::Toml(text),
+            api::RuleSource::Query(text) => RuleSource::Query(text),
+        };
+        let profile = match profile {
+            api::Profile::Faithful => ProfileName::Faithful,
+            api::Profile::Hardened => ProfileName::Hardened,
+        };
+        let detector =
+            Detector::build(source, profile, exceptions.as_deref()).map_err(|e| match e {
+                BuildError::Rule(e) => rule_error(e),
+                BuildError::Profile(e) => api::Error::InvalidProfile(e.to_string()),
+                BuildError::Exceptions(e) => api::Error::InvalidExceptions(e.to_string()),
+            })?;
+        Ok(api::Detector::new(DetectorResource { detector }))
+    }
+
     fn rule(&self) -> api::RuleInfo {
-        rule_info(self.detector.rule())
+        rule_info(&self.detector)
     }
 
     fn evaluate(&self, document: Vec<u8>, explain: bool) -> api::DocumentResult {
@@ -156,6 +180,10 @@ fn record_result(e: &Evaluation, rule: &Rule) -> api::RecordResult {
                 ecs_json: alert.json.clone(),
             }),
             Verdict::NoMatch => api::Verdict::NoMatch,
+            Verdict::Suppressed(s) => api::Verdict::Suppressed(api::Suppression {
+                item_id: s.item_id.clone(),
+                name: s.name.clone(),
+            }),
             Verdict::Invalid(err) => api::Verdict::Invalid(failure(err)),
         },
         explanation: e.explanation.as_ref().map(flatten),
@@ -188,7 +216,9 @@ fn mitre(r: &vmext_engine::rule::MitreRef) -> api::MitreRef {
     }
 }
 
-fn rule_info(rule: &Rule) -> api::RuleInfo {
+fn rule_info(detector: &Detector) -> api::RuleInfo {
+    let rule = detector.rule();
+    let query = detector.query();
     api::RuleInfo {
         rule_id: rule.rule_id.clone(),
         name: rule.name.clone(),
@@ -221,9 +251,13 @@ fn rule_info(rule: &Rule) -> api::RuleInfo {
             })
             .collect(),
         investigation_fields: rule.investigation_fields.clone(),
-        query: rule.query.source().to_owned(),
-        warnings: rule
-            .query
+        query: query.source().to_owned(),
+        profile: match detector.profile() {
+            ProfileName::Faithful => api::Profile::Faithful,
+            ProfileName::Hardened => api::Profile::Hardened,
+        },
+        exception_items: u32::try_from(detector.exceptions().items().len()).unwrap_or(u32::MAX),
+        warnings: query
             .warnings()
             .iter()
             .map(|w| format!("{}: {}", w.span.start, w.message))

@@ -18,6 +18,14 @@
 //!   string under [`INVALID_KEY`], so it is neither lost nor passed on malformed.
 //! * `vmext_alerts` returns the alert for a matching record and drops everything else, for a
 //!   route that carries only alerts.
+//! * `vmext_annotate_hardened` and `vmext_alerts_hardened` do the same with the rule's opt-in
+//!   hardened profile.
+//!
+//! Exceptions: on `wasm32-wasip1`, the module reads Elastic exception items from
+//! [`EXCEPTIONS_PATH`] once, at its first call, through the directories Fluent Bit preopens
+//! (`accessible_paths`). A file that cannot be opened means no exceptions (so a misconfigured
+//! path never hides an alert); a file that opens but is not a valid exception list leaves the
+//! alerts unsuppressed and adds [`CONFIG_ERROR_KEY`] to every reply that carries one.
 //!
 //! One output buffer is reused across calls; it is taken out of its cell while in use, so no
 //! borrow is ever held across code that could trap.
@@ -25,7 +33,7 @@
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-use vmext_engine::{Detector, Outcome, RecordError, Verdict};
+use vmext_engine::{Detector, Exceptions, Outcome, ProfileName, RecordError, Verdict};
 
 /// The top-level key under which `vmext_annotate` adds alerts: an array of ECS alert objects.
 /// No ECS field and no raw Azure field starts with `vmext`.
@@ -35,6 +43,14 @@ pub const ANNOTATION_KEY: &str = "vmext_alerts";
 /// holds `{"error": …, "record": <the original text as a string>}`.
 pub const INVALID_KEY: &str = "vmext_invalid_record";
 
+/// Where the module reads exception items (an Elastic exception list: one item, an array of
+/// items, or a Kibana NDJSON export). Give Fluent Bit `accessible_paths /etc/vmext`.
+pub const EXCEPTIONS_PATH: &str = "/etc/vmext/exceptions.json";
+
+/// The key added to replies that carry alerts when [`EXCEPTIONS_PATH`] is not a valid
+/// exception list: the alerts were not filtered, and this says why.
+pub const CONFIG_ERROR_KEY: &str = "vmext_config_error";
+
 thread_local! {
     /// The reply buffer, reused across calls. Taken (left empty) while a call builds a reply.
     static REPLY: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
@@ -43,9 +59,49 @@ thread_local! {
 /// The empty string: Fluent Bit drops the record.
 static DROP: [u8; 1] = [0];
 
-fn detector() -> &'static Detector {
-    static DETECTOR: OnceLock<Detector> = OnceLock::new();
-    DETECTOR.get_or_init(Detector::seed)
+/// The detectors of both profiles, with the exceptions, built at the first call.
+struct Setup {
+    faithful: Detector,
+    hardened: Detector,
+    /// Why the exceptions file was not applied, when it exists but is invalid.
+    config_error: Option<String>,
+}
+
+impl Setup {
+    fn detector(&self, profile: ProfileName) -> &Detector {
+        match profile {
+            ProfileName::Faithful => &self.faithful,
+            ProfileName::Hardened => &self.hardened,
+        }
+    }
+}
+
+fn setup() -> &'static Setup {
+    static SETUP: OnceLock<Setup> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let (exceptions, config_error) = match read_exceptions_file() {
+            None => (Exceptions::none(), None),
+            Some(text) => match Exceptions::from_json(&text) {
+                Ok(exceptions) => (exceptions, None),
+                Err(e) => (Exceptions::none(), Some(format!("{EXCEPTIONS_PATH}: {e}"))),
+            },
+        };
+        Setup {
+            faithful: Detector::seed_in(ProfileName::Faithful).with_exceptions(exceptions.clone()),
+            hardened: Detector::seed_in(ProfileName::Hardened).with_exceptions(exceptions),
+            config_error,
+        }
+    })
+}
+
+/// The exceptions file's text, if the module can open it. Only WASI has files.
+fn read_exceptions_file() -> Option<String> {
+    if cfg!(all(target_arch = "wasm32", target_os = "wasi")) {
+        let bytes = std::fs::read(EXCEPTIONS_PATH).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    } else {
+        None
+    }
 }
 
 /// The record as a slice, or `None` when Fluent Bit could not copy it (`record == 0`).
@@ -71,6 +127,16 @@ fn reply(build: impl FnOnce(&mut Vec<u8>)) -> *const u8 {
     // again until the next call, after Fluent Bit has copied the reply.
     REPLY.set(buf);
     ptr
+}
+
+/// `,"vmext_config_error":"…"` when the exceptions file is invalid; nothing otherwise.
+fn push_config_error(buf: &mut Vec<u8>) {
+    if let Some(error) = &setup().config_error {
+        buf.extend_from_slice(b",\"");
+        buf.extend_from_slice(CONFIG_ERROR_KEY.as_bytes());
+        buf.extend_from_slice(b"\":");
+        push_json_str(buf, error);
+    }
 }
 
 /// `"vmext_alerts":[<alert>,…]`: the member both modes add.
@@ -114,9 +180,9 @@ enum Checked {
     Parsed(Vec<String>),
 }
 
-fn check(record: &[u8]) -> Result<Checked, RecordError> {
+fn check(profile: ProfileName, record: &[u8]) -> Result<Checked, RecordError> {
     crate::test_hooks::apply(record);
-    Ok(match detector().evaluate(record)? {
+    Ok(match setup().detector(profile).evaluate(record)? {
         Outcome::Rejected => Checked::Rejected,
         Outcome::Evaluated(list) => Checked::Parsed(
             list.into_iter()
@@ -129,7 +195,7 @@ fn check(record: &[u8]) -> Result<Checked, RecordError> {
     })
 }
 
-/// The annotate mode; see the module documentation.
+/// The annotate mode, faithful profile; see the module documentation.
 ///
 /// # Safety
 /// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by a NUL.
@@ -143,6 +209,66 @@ pub unsafe extern "C" fn vmext_annotate(
     record_len: u32,
 ) -> *const u8 {
     // SAFETY: forwarded from Fluent Bit's guarantee.
+    unsafe { annotate(ProfileName::Faithful, record, record_len) }
+}
+
+/// The annotate mode, hardened profile; see the module documentation.
+///
+/// # Safety
+/// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by a NUL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmext_annotate_hardened(
+    _tag: *const u8,
+    _tag_len: u32,
+    _time_sec: u32,
+    _time_nsec: u32,
+    record: *const u8,
+    record_len: u32,
+) -> *const u8 {
+    // SAFETY: forwarded from Fluent Bit's guarantee.
+    unsafe { annotate(ProfileName::Hardened, record, record_len) }
+}
+
+/// The alerts-only mode, faithful profile; see the module documentation.
+///
+/// # Safety
+/// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by a NUL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmext_alerts(
+    _tag: *const u8,
+    _tag_len: u32,
+    _time_sec: u32,
+    _time_nsec: u32,
+    record: *const u8,
+    record_len: u32,
+) -> *const u8 {
+    // SAFETY: forwarded from Fluent Bit's guarantee.
+    unsafe { alerts(ProfileName::Faithful, record, record_len) }
+}
+
+/// The alerts-only mode, hardened profile; see the module documentation.
+///
+/// # Safety
+/// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by a NUL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmext_alerts_hardened(
+    _tag: *const u8,
+    _tag_len: u32,
+    _time_sec: u32,
+    _time_nsec: u32,
+    record: *const u8,
+    record_len: u32,
+) -> *const u8 {
+    // SAFETY: forwarded from Fluent Bit's guarantee.
+    unsafe { alerts(ProfileName::Hardened, record, record_len) }
+}
+
+/// Every record back; alerts added to the matching ones.
+///
+/// # Safety
+/// `record` is null or points to `record_len` bytes followed by a NUL.
+unsafe fn annotate(profile: ProfileName, record: *const u8, record_len: u32) -> *const u8 {
+    // SAFETY: forwarded from the caller's guarantee.
     let Some(text) = (unsafe { record_slice(record, record_len) }) else {
         return invalid_reply(
             &format!(
@@ -152,7 +278,7 @@ pub unsafe extern "C" fn vmext_annotate(
             b"",
         );
     };
-    match check(text) {
+    match check(profile, text) {
         // Unparsed text may go back as it came only if it is a valid JSON object: a cheap
         // validating scan, no tree.
         Ok(Checked::Rejected) => match vmext_json::validate(text) {
@@ -171,6 +297,7 @@ pub unsafe extern "C" fn vmext_annotate(
                 buf.push(b',');
             }
             push_alerts_member(buf, &alerts);
+            push_config_error(buf);
             buf.push(b'}');
         }),
         // A valid object that Elasticsearch would reject still goes on as Fluent Bit sent it.
@@ -179,35 +306,33 @@ pub unsafe extern "C" fn vmext_annotate(
     }
 }
 
-/// The alerts-only mode; see the module documentation. A document with several alerts (an
-/// envelope of records) gives `{"vmext_alerts":[…]}`, since one record in can give at most one
-/// record out.
+/// Only alerts. A document with several alerts (an envelope of records) gives
+/// `{"vmext_alerts":[…]}`, since one record in can give at most one record out.
 ///
 /// # Safety
-/// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by a NUL.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmext_alerts(
-    _tag: *const u8,
-    _tag_len: u32,
-    _time_sec: u32,
-    _time_nsec: u32,
-    record: *const u8,
-    record_len: u32,
-) -> *const u8 {
-    // SAFETY: forwarded from Fluent Bit's guarantee.
+/// `record` is null or points to `record_len` bytes followed by a NUL.
+unsafe fn alerts(profile: ProfileName, record: *const u8, record_len: u32) -> *const u8 {
+    // SAFETY: forwarded from the caller's guarantee.
     let Some(text) = (unsafe { record_slice(record, record_len) }) else {
         return DROP.as_ptr();
     };
-    let alerts = match check(text) {
+    let alerts = match check(profile, text) {
         Ok(Checked::Parsed(alerts)) => alerts,
         Ok(Checked::Rejected) | Err(_) => return DROP.as_ptr(),
     };
     match alerts.as_slice() {
         [] => DROP.as_ptr(),
-        [alert] => reply(|buf| buf.extend_from_slice(alert.as_bytes())),
+        [alert] => reply(|buf| {
+            // An alert is a non-empty compact object: the member goes before its `}`.
+            let body = alert.strip_suffix('}').unwrap_or(alert);
+            buf.extend_from_slice(body.as_bytes());
+            push_config_error(buf);
+            buf.push(b'}');
+        }),
         alerts => reply(|buf| {
             buf.push(b'{');
             push_alerts_member(buf, alerts);
+            push_config_error(buf);
             buf.push(b'}');
         }),
     }
@@ -240,7 +365,7 @@ pub unsafe extern "C" fn vmext_test_byte_scan(ptr: *const u8, len: u32) -> u32 {
 pub unsafe extern "C" fn vmext_test_prefilter(ptr: *const u8, len: u32) -> u32 {
     // SAFETY: per the contract above.
     let bytes = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
-    u32::from(detector().may_match(bytes))
+    u32::from(setup().faithful.may_match(bytes))
 }
 
 /// Test-only (feature `test-hooks`): the validating scan alone (1 = valid JSON).

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use vmext_engine::Explanation;
+use vmext_engine::{Explanation, ProfileName};
 use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
@@ -94,6 +94,15 @@ pub enum RuleSource {
     Toml(String),
     /// A bare KQL query.
     Query(String),
+}
+
+/// The profile and exceptions a detector is configured with (default: faithful, none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetectorOptions {
+    /// The profile.
+    pub profile: ProfileName,
+    /// The text of an exceptions file.
+    pub exceptions: Option<String>,
 }
 
 /// Why the component could not be set up.
@@ -234,6 +243,7 @@ struct Live {
 pub struct ComponentEvaluator {
     runtime: Arc<ComponentRuntime>,
     rule: RuleSource,
+    options: DetectorOptions,
     limits: Limits,
     live: Live,
     /// Instances replaced after a trap or a limit.
@@ -247,10 +257,22 @@ impl ComponentEvaluator {
         rule: RuleSource,
         limits: Limits,
     ) -> Result<Self, SetupError> {
-        let live = instantiate(&runtime, &rule, limits)?;
+        ComponentEvaluator::configured(runtime, rule, DetectorOptions::default(), limits)
+    }
+
+    /// Like [`ComponentEvaluator::new`], with a profile and exceptions (the component's
+    /// `configure` constructor; the default options use the plain constructors).
+    pub fn configured(
+        runtime: Arc<ComponentRuntime>,
+        rule: RuleSource,
+        options: DetectorOptions,
+        limits: Limits,
+    ) -> Result<Self, SetupError> {
+        let live = instantiate(&runtime, &rule, &options, limits)?;
         Ok(ComponentEvaluator {
             runtime,
             rule,
+            options,
             limits,
             live,
             restarts: 0,
@@ -276,7 +298,7 @@ impl ComponentEvaluator {
     /// Replaces the instance after a trap. If even a fresh instance cannot be made, the old
     /// one is kept and later calls report its failure.
     fn recover(&mut self) {
-        if let Ok(live) = instantiate(&self.runtime, &self.rule, self.limits) {
+        if let Ok(live) = instantiate(&self.runtime, &self.rule, &self.options, self.limits) {
             self.live = live;
             self.restarts += 1;
         }
@@ -286,6 +308,7 @@ impl ComponentEvaluator {
 fn instantiate(
     runtime: &ComponentRuntime,
     rule: &RuleSource,
+    options: &DetectorOptions,
     limits: Limits,
 ) -> Result<Live, SetupError> {
     let mut store = runtime.store(limits);
@@ -293,6 +316,20 @@ fn instantiate(
     let bindings = Filter::instantiate(&mut store, &runtime.component, &runtime.linker)?;
     let guest = bindings.vmext_detect_detector().detector();
     let detector = match rule {
+        _ if *options != DetectorOptions::default() => {
+            let source = match rule {
+                RuleSource::Seed => api::RuleSource::Seed,
+                RuleSource::Toml(t) => api::RuleSource::Toml(t.clone()),
+                RuleSource::Query(q) => api::RuleSource::Query(q.clone()),
+            };
+            let profile = match options.profile {
+                ProfileName::Faithful => api::Profile::Faithful,
+                ProfileName::Hardened => api::Profile::Hardened,
+            };
+            guest
+                .call_configure(&mut store, &source, profile, options.exceptions.as_deref())?
+                .map_err(|e| SetupError::Rule(describe_error(&e)))?
+        }
         RuleSource::Seed => guest.call_seed(&mut store)?,
         RuleSource::Toml(text) => guest
             .call_from_toml(&mut store, text)?
@@ -370,6 +407,8 @@ fn describe_error(e: &api::Error) -> String {
         api::Error::UnsupportedRuleType(t) => format!("unsupported rule type `{t}`"),
         api::Error::UnsupportedLanguage(l) => format!("unsupported query language `{l}`"),
         api::Error::QuerySyntax(l) => format!("query syntax error: {} at {}", l.message, l.offset),
+        api::Error::InvalidProfile(m) => m.clone(),
+        api::Error::InvalidExceptions(m) => format!("exceptions: {m}"),
     }
 }
 
@@ -381,14 +420,16 @@ fn convert(result: api::DocumentResult) -> DocumentResult {
             records
                 .into_iter()
                 .map(|r| {
-                    let (alert_json, error) = match r.verdict {
-                        api::Verdict::Alert(a) => (Some(a.ecs_json), None),
-                        api::Verdict::NoMatch => (None, None),
-                        api::Verdict::Invalid(f) => (None, Some(f.message)),
+                    let (alert_json, error, suppressed_by) = match r.verdict {
+                        api::Verdict::Alert(a) => (Some(a.ecs_json), None, None),
+                        api::Verdict::NoMatch => (None, None, None),
+                        api::Verdict::Suppressed(s) => (None, None, Some(s.item_id)),
+                        api::Verdict::Invalid(f) => (None, Some(f.message), None),
                     };
                     RecordResult {
                         alert_json,
                         error,
+                        suppressed_by,
                         json: r.result_json,
                         outline: r
                             .explanation

@@ -25,6 +25,8 @@ pub struct RecordResult {
     pub alert_json: Option<String>,
     /// Why the record could not be evaluated, when it could not.
     pub error: Option<String>,
+    /// The `item_id` of the exception item that suppressed the alert, when one did.
+    pub suppressed_by: Option<String>,
     /// The canonical result object (see `vmext_engine::Evaluation::to_json`).
     pub json: String,
     /// A human-readable outline of the explanation, when one was asked for.
@@ -77,6 +79,10 @@ impl Evaluator for NativeEvaluator {
                         alert_json: e.alert().map(|a| a.json.clone()),
                         error: match &e.verdict {
                             Verdict::Invalid(err) => Some(err.to_string()),
+                            _ => None,
+                        },
+                        suppressed_by: match &e.verdict {
+                            Verdict::Suppressed(s) => Some(s.item_id.clone()),
                             _ => None,
                         },
                         json: e.to_json(),

@@ -12,11 +12,21 @@
 //!    replaces it; anything else is what corrupts or silently loses data in a real Fluent Bit
 //!    ([`Reply::Corrupt`]).
 //!
-//! The module gets no WASI: its imports are defined as traps, as for the component.
+//! The module gets only the WASI calls it needs to read a file from a preopened directory, as
+//! Fluent Bit's `accessible_paths` provides (see [`crate::wasi_files`]); every other import is
+//! defined as a trap.
 
 use std::path::Path;
 
 use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
+
+use crate::wasi_files::{HasWasiFiles, WasiFiles};
+
+impl HasWasiFiles for WasiFiles {
+    fn wasi_files(&mut self) -> &mut WasiFiles {
+        self
+    }
+}
 
 /// Which exported function to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,15 +35,34 @@ pub enum Mode {
     Annotate,
     /// `vmext_alerts`: only alerts.
     Alerts,
+    /// `vmext_annotate_hardened`: the annotate mode with the hardened profile.
+    AnnotateHardened,
+    /// `vmext_alerts_hardened`: the alerts mode with the hardened profile.
+    AlertsHardened,
 }
 
 impl Mode {
+    /// Every mode.
+    pub const ALL: [Mode; 4] = [
+        Mode::Annotate,
+        Mode::Alerts,
+        Mode::AnnotateHardened,
+        Mode::AlertsHardened,
+    ];
+
     /// The exported function's name (Fluent Bit's `function_name`).
     pub fn function_name(self) -> &'static str {
         match self {
             Mode::Annotate => "vmext_annotate",
             Mode::Alerts => "vmext_alerts",
+            Mode::AnnotateHardened => "vmext_annotate_hardened",
+            Mode::AlertsHardened => "vmext_alerts_hardened",
         }
+    }
+
+    /// Whether every record comes back (annotate) rather than only alerts.
+    pub fn annotates(self) -> bool {
+        matches!(self, Mode::Annotate | Mode::AnnotateHardened)
     }
 }
 
@@ -53,7 +82,7 @@ pub enum Reply {
 pub struct FluentBitModule {
     engine: Engine,
     module: Module,
-    linker: Linker<()>,
+    linker: Linker<WasiFiles>,
     fuel: bool,
 }
 
@@ -78,6 +107,7 @@ impl FluentBitModule {
         let engine = Engine::new(&config)?;
         let module = Module::from_file(&engine, path)?;
         let mut linker = Linker::new(&engine);
+        crate::wasi_files::define(&mut linker)?;
         linker.define_unknown_imports_as_traps(&module)?;
         Ok(FluentBitModule {
             engine,
@@ -92,9 +122,14 @@ impl FluentBitModule {
         self.module.exports().map(|e| e.name().to_owned()).collect()
     }
 
-    /// A fresh instance, as Fluent Bit keeps one per filter.
+    /// A fresh instance, as Fluent Bit keeps one per filter, with no preopened directory.
     pub fn instantiate(&self) -> wasmtime::Result<FluentBitInstance> {
-        let mut store = Store::new(&self.engine, ());
+        self.instantiate_with(WasiFiles::none())
+    }
+
+    /// A fresh instance that sees `files` (a directory preopened as `accessible_paths` would).
+    pub fn instantiate_with(&self, files: WasiFiles) -> wasmtime::Result<FluentBitInstance> {
+        let mut store = Store::new(&self.engine, files);
         if self.fuel {
             store.set_fuel(u64::MAX)?;
         }
@@ -120,7 +155,7 @@ type FilterFn = TypedFunc<(i32, i32, i32, i32, i32, i32), i32>;
 
 /// One instance, called the way Fluent Bit calls it.
 pub struct FluentBitInstance {
-    store: Store<()>,
+    store: Store<WasiFiles>,
     instance: Instance,
     memory: Memory,
     malloc: TypedFunc<i32, i32>,

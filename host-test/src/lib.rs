@@ -12,3 +12,4 @@ pub mod generate;
 pub mod input;
 pub mod scan;
 pub mod serve;
+pub mod wasi_files;

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use vmext_engine::{Detector, Rule};
+use vmext_engine::{Detector, ProfileName};
 use vmext_host::component::{
-    ComponentEvaluator, ComponentRuntime, Limits, RuleSource, find_component,
+    ComponentEvaluator, ComponentRuntime, DetectorOptions, Limits, RuleSource, find_component,
 };
 use vmext_host::evaluator::{Evaluator, NativeEvaluator};
 use vmext_host::generate::{CorpusShape, CorpusSpec, generate};
@@ -19,7 +19,7 @@ Elastic's detection rule evaluated exactly as Elastic would.
 
 USAGE:
     vmext-detect scan [OPTIONS] [FILE...]
-    vmext-detect rule [--rule FILE.toml | --query KQL]
+    vmext-detect rule [--rule FILE.toml | --query KQL] [--profile P] [--exceptions FILE]
     vmext-detect serve [--port N] [DIR]
     vmext-detect generate [--records N] [--shape ecs|raw] [--seed N]
                           [--true-positives RATE] [--near-misses RATE]
@@ -41,6 +41,13 @@ OPTIONS:
     --rule FILE.toml    Run this Elastic detection-rules TOML file (type query, language kuery)
                         instead of the built-in rule.
     --query KQL         Run a bare KQL query instead of the built-in rule.
+    --profile PROFILE   `faithful` (default): the rule exactly as Elastic evaluates it.
+                        `hardened`: the rule's opt-in hardened profile, which closes its
+                        blind spots (see the README). With --query, the query runs with the
+                        hardened profile's case-insensitive and derived fields.
+    --exceptions FILE   Suppress alerts that an Elastic exception item in FILE matches (an
+                        item object, an array of items, or a Kibana NDJSON export). Suppressed
+                        records are counted in the summary; --explain names the item.
     --explain           For every record, print its verdict and why, clause by clause.
     --explain-json      For every record, print the result object (verdict, alert,
                         explanation) as NDJSON.
@@ -68,6 +75,8 @@ struct Args {
     component: Option<PathBuf>,
     rule: Option<PathBuf>,
     query: Option<String>,
+    profile: ProfileName,
+    exceptions: Option<PathBuf>,
     report: Report,
     progress: bool,
     inputs: Vec<Input>,
@@ -83,6 +92,8 @@ fn parse_args() -> Result<Option<Args>, String> {
         component: None,
         rule: None,
         query: None,
+        profile: ProfileName::Faithful,
+        exceptions: None,
         report: Report::Alerts,
         progress: true,
         inputs: Vec::new(),
@@ -98,6 +109,15 @@ fn parse_args() -> Result<Option<Args>, String> {
                 args.rule = Some(raw.next().ok_or("--rule needs a file")?.into());
             }
             "--query" => args.query = Some(raw.next().ok_or("--query needs a KQL query")?),
+            "--profile" => {
+                let name = raw
+                    .next()
+                    .ok_or("--profile needs `faithful` or `hardened`")?;
+                args.profile = ProfileName::parse(&name).map_err(|e| e.to_string())?;
+            }
+            "--exceptions" => {
+                args.exceptions = Some(raw.next().ok_or("--exceptions needs a file")?.into());
+            }
             "--engine" => match raw.next().as_deref() {
                 Some("native") => args.native = true,
                 Some("component") => args.native = false,
@@ -155,32 +175,65 @@ fn rate(value: Option<String>, flag: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("{flag} needs a rate between 0 and 1"))
 }
 
-fn load_rule(args: &Args) -> Result<Rule, String> {
-    if let Some(path) = &args.rule {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        return Rule::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()));
-    }
-    if let Some(query) = &args.query {
-        return Rule::from_query(query).map_err(|e| e.to_string());
-    }
-    Ok(Rule::seed())
+/// The rule, profile and exceptions the arguments name, as texts both engines load.
+struct Loaded {
+    rule: RuleSource,
+    options: DetectorOptions,
 }
 
-/// The rule running in the WebAssembly component. The rule was already loaded natively to
-/// validate it and print its warnings; the component loads the same text.
-fn component_evaluator(args: &Args) -> Result<ComponentEvaluator, String> {
-    let path = find_component(args.component.as_deref())?;
-    let source = match (&args.rule, &args.query) {
-        (Some(path), _) => RuleSource::Toml(
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        ),
+fn load(args: &Args) -> Result<Loaded, String> {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let rule = match (&args.rule, &args.query) {
+        (Some(path), _) => RuleSource::Toml(read(path)?),
         (None, Some(query)) => RuleSource::Query(query.clone()),
         (None, None) => RuleSource::Seed,
     };
+    let exceptions = args.exceptions.as_ref().map(read).transpose()?;
+    Ok(Loaded {
+        rule,
+        options: DetectorOptions {
+            profile: args.profile,
+            exceptions,
+        },
+    })
+}
+
+/// The detector built natively, which validates the rule, profile and exceptions (and gives
+/// the warnings) before any component runs them.
+fn native_detector(args: &Args, loaded: &Loaded) -> Result<Detector, String> {
+    let source = match &loaded.rule {
+        RuleSource::Seed => vmext_engine::RuleSource::Seed,
+        RuleSource::Toml(text) => vmext_engine::RuleSource::Toml(text),
+        RuleSource::Query(text) => vmext_engine::RuleSource::Query(text),
+    };
+    Detector::build(
+        source,
+        loaded.options.profile,
+        loaded.options.exceptions.as_deref(),
+    )
+    .map_err(|e| match (&args.rule, &e) {
+        (Some(path), vmext_engine::BuildError::Rule(_)) => format!("{}: {e}", path.display()),
+        (_, vmext_engine::BuildError::Exceptions(_)) => match &args.exceptions {
+            Some(path) => format!("{}: {e}", path.display()),
+            None => e.to_string(),
+        },
+        _ => e.to_string(),
+    })
+}
+
+/// The rule running in the WebAssembly component, configured from the same texts.
+fn component_evaluator(args: &Args, loaded: &Loaded) -> Result<ComponentEvaluator, String> {
+    let path = find_component(args.component.as_deref())?;
     let runtime = ComponentRuntime::load(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    ComponentEvaluator::new(std::sync::Arc::new(runtime), source, Limits::default())
-        .map_err(|e| e.to_string())
+    ComponentEvaluator::configured(
+        std::sync::Arc::new(runtime),
+        loaded.rule.clone(),
+        loaded.options.clone(),
+        Limits::default(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn describe_rule(detector: &Detector) {
@@ -203,8 +256,10 @@ fn describe_rule(detector: &Detector) {
             techniques.join(", ")
         );
     }
-    println!("\nquery:\n{}", rule.query.source().trim_end());
-    for w in rule.query.warnings() {
+    println!("profile {}", detector.profile().as_str());
+    println!("exception items {}", detector.exceptions().items().len());
+    println!("\nquery:\n{}", detector.query().source().trim_end());
+    for w in detector.query().warnings() {
         println!("warning at {}: {}", w.span.start, w.message);
     }
     println!(
@@ -225,14 +280,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rule = match load_rule(&args) {
-        Ok(rule) => rule,
+    let (loaded, detector) = match load(&args).and_then(|l| {
+        let detector = native_detector(&args, &l)?;
+        Ok((l, detector))
+    }) {
+        Ok(pair) => pair,
         Err(e) => {
             eprintln!("vmext-detect: {e}");
             return ExitCode::from(2);
         }
     };
-    let detector = Detector::new(rule);
     match args.command.as_str() {
         "serve" => {
             let dir = match args.inputs.first() {
@@ -276,13 +333,13 @@ fn main() -> ExitCode {
             } else {
                 args.inputs.clone()
             };
-            for w in detector.rule().query.warnings() {
+            for w in detector.query().warnings() {
                 eprintln!("vmext-detect: warning at {}: {}", w.span.start, w.message);
             }
             let mut evaluator: Box<dyn Evaluator> = if args.native {
                 Box::new(NativeEvaluator::new(detector))
             } else {
-                match component_evaluator(&args) {
+                match component_evaluator(&args, &loaded) {
                     Ok(e) => Box::new(e),
                     Err(e) => {
                         eprintln!("vmext-detect: {e}");

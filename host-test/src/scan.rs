@@ -49,6 +49,8 @@ pub struct Summary {
     pub records: u64,
     /// Alerts raised.
     pub alerts: u64,
+    /// Alerts an exception item suppressed.
+    pub suppressed: u64,
     /// Documents or records that could not be evaluated.
     pub invalid: u64,
     /// Bytes of input.
@@ -59,13 +61,19 @@ impl Summary {
     /// The one-line summary printed to stderr.
     pub fn line(&self, elapsed: Duration) -> String {
         let secs = elapsed.as_secs_f64().max(1e-9);
+        let suppressed = if self.suppressed > 0 {
+            format!(" ({} more suppressed by exceptions)", self.suppressed)
+        } else {
+            String::new()
+        };
         format!(
-            "documents {}: {} rejected by the prefilter, {} parsed holding {} records; alerts {}, invalid {}; {:.1} MB in {:.2} s: {:.0} documents/s, {:.1} MB/s",
+            "documents {}: {} rejected by the prefilter, {} parsed holding {} records; alerts {}{}, invalid {}; {:.1} MB in {:.2} s: {:.0} documents/s, {:.1} MB/s",
             self.documents,
             self.rejected,
             self.documents - self.rejected,
             self.records,
             self.alerts,
+            suppressed,
             self.invalid,
             self.bytes as f64 / 1e6,
             secs,
@@ -241,6 +249,9 @@ fn write_result(
                 if record.alert_json.is_some() {
                     summary.alerts += 1;
                 }
+                if record.suppressed_by.is_some() {
+                    summary.suppressed += 1;
+                }
                 match report {
                     Report::Alerts => {
                         if let Some(alert) = &record.alert_json {
@@ -248,11 +259,15 @@ fn write_result(
                         }
                     }
                     Report::Explain => {
-                        let verdict = match (&record.alert_json, &record.error) {
-                            (Some(_), _) => "ALERT",
-                            (_, Some(_)) => "invalid",
-                            _ => "no match",
-                        };
+                        let verdict =
+                            match (&record.alert_json, &record.error, &record.suppressed_by) {
+                                (Some(_), _, _) => "ALERT".to_owned(),
+                                (_, Some(_), _) => "invalid".to_owned(),
+                                (_, _, Some(item)) => {
+                                    format!("matched, alert suppressed by exception item `{item}`")
+                                }
+                                _ => "no match".to_owned(),
+                            };
                         writeln!(out, "== {place}: {verdict}")?;
                         if let Some(outline) = &record.outline {
                             write!(out, "{outline}")?;

@@ -113,3 +113,68 @@ fn bad_arguments_and_rules_exit_2() {
     assert_eq!(code, 1);
     assert_eq!(out.lines().count(), 1);
 }
+
+/// `--profile hardened` catches what the faithful rule misses; `--exceptions` suppresses the
+/// known-good alerts, counts them, and `--explain` names the item. Both engines agree.
+#[test]
+fn profiles_and_exceptions_from_the_command_line() {
+    let missed = "fixtures/ecs/dsc-extension-name-at-end.json";
+    let (code, out, _) = detect(&["scan", missed], b"");
+    assert_eq!((code, out.as_str()), (0, ""));
+    for engine in ["component", "native"] {
+        let (code, out, err) = detect(
+            &["scan", "--engine", engine, "--profile", "hardened", missed],
+            b"",
+        );
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            out.contains("\"vmext\":{\"extension_family\":\"DSC\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("\"profile\":\"hardened\",\"faithful_match\":false"),
+            "{out}"
+        );
+
+        let known_good = "fixtures/ecs/microsoft-monitoring-agent.json";
+        let exceptions = "fixtures/exceptions/known-good-automation.json";
+        let (code, out, err) = detect(
+            &[
+                "scan",
+                "--engine",
+                engine,
+                "--exceptions",
+                exceptions,
+                known_good,
+            ],
+            b"",
+        );
+        assert_eq!((code, out.as_str()), (0, ""), "{err}");
+        assert!(
+            err.contains("alerts 0 (1 more suppressed by exceptions)"),
+            "{err}"
+        );
+        let (_, out, _) = detect(
+            &[
+                "scan",
+                "--engine",
+                engine,
+                "--exceptions",
+                exceptions,
+                "--explain",
+                known_good,
+            ],
+            b"",
+        );
+        assert!(
+            out.contains("matched, alert suppressed by exception item `ops-monitoring-rollout`"),
+            "{out}"
+        );
+    }
+    let (code, _, err) = detect(&["scan", "--profile", "strict"], b"");
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown profile `strict`"), "{err}");
+    let (code, _, err) = detect(&["scan", "--exceptions", "Cargo.toml"], b"");
+    assert_eq!(code, 2);
+    assert!(err.contains("Cargo.toml: exceptions: not JSON"), "{err}");
+}

@@ -11,8 +11,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use vmext_engine::Detector;
-use vmext_host::component::{ComponentEvaluator, ComponentRuntime, Limits, RuleSource};
+use vmext_engine::{Detector, ProfileName};
+use vmext_host::component::{
+    ComponentEvaluator, ComponentRuntime, DetectorOptions, Limits, RuleSource,
+};
 use vmext_host::evaluator::{DocumentResult, Evaluator, NativeEvaluator};
 use vmext_test_support::{Artefact, build_artefact, fixture_files, repo_root};
 
@@ -85,7 +87,7 @@ fn component_imports_only_what_std_declares() {
             "{imports:?}"
         );
     }
-    assert_eq!(rt.exports(), vec!["vmext:detect/detector@0.1.0".to_owned()]);
+    assert_eq!(rt.exports(), vec!["vmext:detect/detector@0.2.0".to_owned()]);
 }
 
 #[test]
@@ -294,5 +296,122 @@ fn rules_and_rule_errors_through_the_component() {
     assert_eq!(
         verdicts(&q.evaluate(b"{\"a\":\"b\xff\"}", false)),
         "failed: invalid JSON: invalid UTF-8 at byte 7"
+    );
+}
+
+/// The `configure` constructor: the hardened profile and exception items give, through the
+/// component, byte for byte what the native engine gives, on every fixture.
+#[test]
+fn profiles_and_exceptions_through_the_component_equal_native() {
+    let exceptions =
+        std::fs::read_to_string(repo_root().join("fixtures/exceptions/known-good-automation.json"))
+            .unwrap();
+    let runtime = runtime(Artefact::Component);
+    let mut suppressed = 0;
+    let mut hardened_alerts = 0;
+    for (profile, exceptions) in [
+        (ProfileName::Hardened, None),
+        (ProfileName::Faithful, Some(exceptions.clone())),
+        (ProfileName::Hardened, Some(exceptions.clone())),
+    ] {
+        let options = DetectorOptions {
+            profile,
+            exceptions: exceptions.clone(),
+        };
+        let mut component = ComponentEvaluator::configured(
+            runtime.clone(),
+            RuleSource::Seed,
+            options,
+            Limits::default(),
+        )
+        .unwrap();
+        let info = component.rule_info().unwrap();
+        assert_eq!(
+            info.exception_items,
+            if exceptions.is_some() { 4 } else { 0 }
+        );
+        let detector = Detector::build(
+            vmext_engine::RuleSource::Seed,
+            profile,
+            exceptions.as_deref(),
+        )
+        .unwrap();
+        assert_eq!(info.query, detector.query().source());
+        let mut native = NativeEvaluator::new(detector);
+        for path in fixture_files() {
+            let text = std::fs::read(&path).unwrap();
+            for explain in [false, true] {
+                let a = component.evaluate(&text, explain);
+                assert_eq!(
+                    a,
+                    native.evaluate(&text, explain),
+                    "{profile:?} {}",
+                    path.display()
+                );
+                if let DocumentResult::Records(records) = &a
+                    && !explain
+                {
+                    suppressed += records.iter().filter(|r| r.suppressed_by.is_some()).count();
+                    if profile == ProfileName::Hardened && exceptions.is_none() {
+                        hardened_alerts +=
+                            records.iter().filter(|r| r.alert_json.is_some()).count();
+                    }
+                }
+            }
+        }
+    }
+    assert!(suppressed >= 9 + 9, "{suppressed}");
+    assert!(hardened_alerts > 27, "{hardened_alerts}");
+}
+
+/// A profile or an exception list the engine refuses is an error value from `configure`.
+#[test]
+fn configure_errors_are_values() {
+    let runtime = runtime(Artefact::Component);
+    let configure = |rule: RuleSource, profile, exceptions: Option<&str>| {
+        ComponentEvaluator::configured(
+            runtime.clone(),
+            rule,
+            DetectorOptions {
+                profile,
+                exceptions: exceptions.map(str::to_owned),
+            },
+            Limits::default(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    let other_rule = vmext_engine::SEED_RULE_TOML.replace(
+        "e842d39d-ead1-48c6-97f1-6b055476c2f3",
+        "00000000-0000-0000-0000-000000000000",
+    );
+    assert_eq!(
+        configure(RuleSource::Toml(other_rule), ProfileName::Hardened, None).unwrap_err(),
+        "the component refused the rule: the hardened profile is defined for rule \
+         e842d39d-ead1-48c6-97f1-6b055476c2f3, not for rule 00000000-0000-0000-0000-000000000000"
+    );
+    assert_eq!(
+        configure(
+            RuleSource::Seed,
+            ProfileName::Faithful,
+            Some("[{\"entries\":[]}]")
+        )
+        .unwrap_err(),
+        "the component refused the rule: exceptions: exception item 1: `entries` is empty"
+    );
+    // A bare query in the hardened profile runs with its case-insensitive fields.
+    let mut q = ComponentEvaluator::configured(
+        runtime.clone(),
+        RuleSource::Query("event.outcome:success".to_owned()),
+        DetectorOptions {
+            profile: ProfileName::Hardened,
+            exceptions: None,
+        },
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        verdicts(&q.evaluate(br#"{"event":{"outcome":"SUCCESS"}}"#, false)),
+        "alert"
     );
 }

@@ -6,8 +6,9 @@
     clippy::panic
 )]
 
-use vmext_engine::{Detector, Outcome, Verdict};
+use vmext_engine::{Detector, Exceptions, Outcome, ProfileName, Verdict};
 use vmext_host::fluent_bit::{FluentBitInstance, FluentBitModule, Mode, Reply};
+use vmext_host::wasi_files::WasiFiles;
 use vmext_test_support::{Artefact, build_artefact, fixture_files, repo_root};
 
 fn instance(artefact: Artefact) -> FluentBitInstance {
@@ -17,9 +18,20 @@ fn instance(artefact: Artefact) -> FluentBitInstance {
         .unwrap()
 }
 
+fn profile_of(mode: Mode) -> ProfileName {
+    match mode {
+        Mode::Annotate | Mode::Alerts => ProfileName::Faithful,
+        Mode::AnnotateHardened | Mode::AlertsHardened => ProfileName::Hardened,
+    }
+}
+
 /// The engine's alerts for a document, natively.
 fn engine_alerts(text: &[u8]) -> Vec<String> {
-    match Detector::seed().evaluate(text).unwrap() {
+    detector_alerts(&Detector::seed(), text)
+}
+
+fn detector_alerts(detector: &Detector, text: &[u8]) -> Vec<String> {
+    match detector.evaluate(text).unwrap() {
         Outcome::Rejected => Vec::new(),
         Outcome::Evaluated(list) => list
             .into_iter()
@@ -47,7 +59,15 @@ fn expected_annotation(record: &str, alerts: &[String]) -> String {
 
 #[test]
 fn module_exports_exactly_the_documented_functions() {
-    let documented = ["free", "malloc", "memory", "vmext_alerts", "vmext_annotate"];
+    let documented = [
+        "free",
+        "malloc",
+        "memory",
+        "vmext_alerts",
+        "vmext_alerts_hardened",
+        "vmext_annotate",
+        "vmext_annotate_hardened",
+    ];
     let module = FluentBitModule::load(&build_artefact(Artefact::FluentBit), false).unwrap();
     let mut exports = module.exports();
     exports.sort();
@@ -89,34 +109,137 @@ fn module_uses_only_features_wamr_accepts() {
     }
 }
 
+/// What the module must reply in `mode` for a record, given the engine's alerts.
+fn expected_reply(mode: Mode, record: &str, alerts: &[String]) -> Reply {
+    if mode.annotates() {
+        return Reply::Record(expected_annotation(record, alerts));
+    }
+    match alerts {
+        [] => Reply::Dropped,
+        [one] => Reply::Record(one.clone()),
+        many => Reply::Record(format!("{{\"vmext_alerts\":[{}]}}", many.join(","))),
+    }
+}
+
 #[test]
-fn every_fixture_through_both_modes_and_both_targets() {
+fn every_fixture_through_every_mode_and_both_targets() {
+    let faithful = Detector::seed_in(ProfileName::Faithful);
+    let hardened = Detector::seed_in(ProfileName::Hardened);
+    let mut hardened_only = 0;
     for artefact in [Artefact::FluentBit, Artefact::FluentBitUnknown] {
         let mut fb = instance(artefact);
         for path in fixture_files() {
             let text = std::fs::read_to_string(&path).unwrap();
             let record = text.trim();
-            let alerts = engine_alerts(record.as_bytes());
-            let annotated = fb
-                .call(Mode::Annotate, "azure.activity", record.as_bytes())
-                .unwrap();
-            assert_eq!(
-                annotated,
-                Reply::Record(expected_annotation(record, &alerts)),
-                "{artefact:?} annotate {}",
-                path.display()
-            );
-            let only = fb
-                .call(Mode::Alerts, "azure.activity", record.as_bytes())
-                .unwrap();
-            let expected = match alerts.as_slice() {
-                [] => Reply::Dropped,
-                [one] => Reply::Record(one.clone()),
-                many => Reply::Record(format!("{{\"vmext_alerts\":[{}]}}", many.join(","))),
-            };
-            assert_eq!(only, expected, "{artefact:?} alerts {}", path.display());
+            for mode in Mode::ALL {
+                let detector = match profile_of(mode) {
+                    ProfileName::Faithful => &faithful,
+                    ProfileName::Hardened => &hardened,
+                };
+                let alerts = detector_alerts(detector, record.as_bytes());
+                let reply = fb.call(mode, "azure.activity", record.as_bytes()).unwrap();
+                assert_eq!(
+                    reply,
+                    expected_reply(mode, record, &alerts),
+                    "{artefact:?} {mode:?} {}",
+                    path.display()
+                );
+            }
+            if detector_alerts(&hardened, record.as_bytes()).len()
+                > detector_alerts(&faithful, record.as_bytes()).len()
+            {
+                hardened_only += 1;
+            }
         }
     }
+    assert!(
+        hardened_only >= 2 * 15,
+        "the hardened modes differ ({hardened_only})"
+    );
+}
+
+/// Exceptions reach the module as a file in a directory Fluent Bit preopens
+/// (`accessible_paths /etc/vmext`): suppressed alerts disappear in every mode, byte for byte as
+/// the engine with the same exceptions decides.
+#[test]
+fn exceptions_file_through_a_preopened_directory() {
+    let dir = repo_root().join("target/test-output/fluent-bit-exceptions");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text =
+        std::fs::read_to_string(repo_root().join("fixtures/exceptions/known-good-automation.json"))
+            .unwrap();
+    std::fs::write(dir.join("exceptions.json"), &text).unwrap();
+    let exceptions = Exceptions::from_json(&text).unwrap();
+    let module = FluentBitModule::load(&build_artefact(Artefact::FluentBit), false).unwrap();
+    let mut fb = module
+        .instantiate_with(WasiFiles::preopened("/etc/vmext", &dir))
+        .unwrap();
+    let mut suppressed = 0;
+    for path in fixture_files() {
+        let record = std::fs::read_to_string(&path).unwrap();
+        let record = record.trim();
+        for mode in Mode::ALL {
+            let plain = Detector::seed_in(profile_of(mode));
+            let with = plain.clone().with_exceptions(exceptions.clone());
+            let alerts = detector_alerts(&with, record.as_bytes());
+            if mode == Mode::Annotate {
+                suppressed += detector_alerts(&plain, record.as_bytes()).len() - alerts.len();
+            }
+            let reply = fb.call(mode, "t", record.as_bytes()).unwrap();
+            assert_eq!(
+                reply,
+                expected_reply(mode, record, &alerts),
+                "{mode:?} {}",
+                path.display()
+            );
+        }
+    }
+    assert!(
+        suppressed >= 3,
+        "the exceptions suppress fixtures ({suppressed})"
+    );
+
+    // Without the preopen (or without the file) nothing is suppressed.
+    let mut bare = module.instantiate().unwrap();
+    let alerting = repo_root().join("fixtures/ecs/custom-script-extension.json");
+    let record = std::fs::read_to_string(alerting).unwrap();
+    let alerts = engine_alerts(record.trim().as_bytes());
+    assert_eq!(
+        bare.call(Mode::Alerts, "t", record.trim().as_bytes())
+            .unwrap(),
+        expected_reply(Mode::Alerts, record.trim(), &alerts)
+    );
+
+    // An invalid file leaves alerts unsuppressed and says why on every reply with an alert.
+    let broken = repo_root().join("target/test-output/fluent-bit-exceptions-broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("exceptions.json"), r#"{"entries":[{"field":"a","type":"list","operator":"included","list":{"id":"x","type":"keyword"}}]}"#).unwrap();
+    let mut fb = module
+        .instantiate_with(WasiFiles::preopened("/etc/vmext", &broken))
+        .unwrap();
+    for mode in Mode::ALL {
+        let Reply::Record(reply) = fb.call(mode, "t", record.trim().as_bytes()).unwrap() else {
+            panic!("{mode:?}: the alert is kept");
+        };
+        let value = vmext_json::parse(reply.as_bytes()).unwrap();
+        let error = value
+            .get("vmext_config_error")
+            .and_then(|v| v.as_str())
+            .unwrap();
+        assert!(
+            error.starts_with(
+                "/etc/vmext/exceptions.json: exception item 1: entry 1: `a` uses a value list"
+            ),
+            "{error}"
+        );
+        assert!(reply.contains("\"event\":{\"kind\":\"alert\""), "{mode:?}");
+    }
+    // A record without an alert is untouched.
+    let quiet = br#"{"x":1}"#;
+    assert_eq!(
+        fb.call(Mode::Annotate, "t", quiet).unwrap(),
+        Reply::Record("{\"x\":1}".to_owned())
+    );
 }
 
 /// Hostile and broken input never yields a reply that corrupts Fluent Bit, and annotate mode
@@ -148,13 +271,13 @@ fn bad_inputs_never_produce_invalid_json() {
         ("NUL escape", b"{\"a\":\"\\u0000\"}".to_vec()),
     ];
     for (name, bytes) in &cases {
-        for mode in [Mode::Annotate, Mode::Alerts] {
+        for mode in Mode::ALL {
             let reply = fb.call(mode, "t", bytes).unwrap();
             assert!(
                 !matches!(reply, Reply::Corrupt(_)),
                 "{name} {mode:?}: {reply:?}"
             );
-            if mode == Mode::Annotate {
+            if mode.annotates() {
                 // Nothing is dropped in annotate mode.
                 assert!(matches!(reply, Reply::Record(_)), "{name}: {reply:?}");
             }

@@ -141,6 +141,40 @@ pub enum Outcome {
     Evaluated(Vec<Evaluation>),
 }
 
+/// Where a detector's rule comes from, for [`Detector::build`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleSource<'t> {
+    /// The built-in seed rule.
+    Seed,
+    /// The text of an Elastic detection-rules TOML file.
+    Toml(&'t str),
+    /// A bare KQL query, with neutral metadata.
+    Query(&'t str),
+}
+
+/// Why [`Detector::build`] failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildError {
+    /// The rule could not be loaded.
+    Rule(RuleError),
+    /// The profile could not be applied.
+    Profile(ProfileError),
+    /// The exceptions could not be loaded.
+    Exceptions(crate::exceptions::ExceptionsError),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Rule(e) => e.fmt(f),
+            BuildError::Profile(e) => e.fmt(f),
+            BuildError::Exceptions(e) => write!(f, "exceptions: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
 /// A rule compiled for evaluation, in one profile, with its exceptions.
 #[derive(Debug, Clone)]
 pub struct Detector {
@@ -208,6 +242,43 @@ impl Detector {
             family_clauses,
             exceptions: Exceptions::none(),
         }
+    }
+
+    /// A detector as every artefact builds one: a rule, a profile and, optionally, the text
+    /// of an exceptions file.
+    ///
+    /// The hardened profile of a TOML rule must be the rule's own (only the seed rule ships
+    /// one). With a bare query, the hardened profile runs *that* query with the seed profile's
+    /// case-insensitive and derived fields: this is how the playground edits a hardened query.
+    pub fn build(
+        source: RuleSource<'_>,
+        profile: ProfileName,
+        exceptions: Option<&str>,
+    ) -> Result<Detector, BuildError> {
+        let detector = match (source, profile) {
+            (RuleSource::Seed, profile) => Detector::seed_in(profile),
+            (RuleSource::Toml(text), ProfileName::Faithful) => {
+                Detector::from_toml(text).map_err(BuildError::Rule)?
+            }
+            (RuleSource::Toml(text), ProfileName::Hardened) => Detector::from_toml(text)
+                .map_err(BuildError::Rule)?
+                .hardened(&Profile::seed_hardened())
+                .map_err(BuildError::Profile)?,
+            (RuleSource::Query(text), ProfileName::Faithful) => {
+                Detector::new(Rule::from_query(text).map_err(BuildError::Rule)?)
+            }
+            (RuleSource::Query(text), ProfileName::Hardened) => {
+                let rule = Rule::from_query(text).map_err(BuildError::Rule)?;
+                let profile = Profile::seed_hardened().with_query(rule.query.clone());
+                let query = profile.folded_query();
+                Detector::compile(rule, Some(profile), query)
+            }
+        };
+        Ok(match exceptions {
+            None => detector,
+            Some(text) => detector
+                .with_exceptions(Exceptions::from_json(text).map_err(BuildError::Exceptions)?),
+        })
     }
 
     /// The same rule in its hardened profile. The profile must be the rule's own.

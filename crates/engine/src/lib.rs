@@ -25,7 +25,9 @@ pub mod timestamp;
 
 pub use alert::Alert;
 pub use azure::Shape;
-pub use detector::{Detector, Evaluation, FAMILY_FIELD, Outcome, RecordError, Verdict};
+pub use detector::{
+    BuildError, Detector, Evaluation, FAMILY_FIELD, Outcome, RecordError, RuleSource, Verdict,
+};
 pub use exceptions::{Exceptions, ExceptionsError, Suppression};
 pub use profile::{Profile, ProfileError, ProfileName};
 pub use rule::{Rule, RuleError, SEED_RULE_TOML};

@@ -1,0 +1,280 @@
+//! The WASI preview 1 calls a Fluent Bit module makes to read a file from a directory that
+//! Fluent Bit preopens for it (`accessible_paths`), and nothing more.
+//!
+//! WAMR, Fluent Bit's runtime, gives a module the directories listed in `accessible_paths` as
+//! WASI preopens. The Fluent Bit module reads its exceptions file through them, so the calling
+//! convention emulation needs the same calls: discovering preopens (`fd_prestat_get`,
+//! `fd_prestat_dir_name`), opening a file read-only under one (`path_open`, after
+//! `fd_fdstat_get` on the directory), reading it (`fd_filestat_get`, `fd_read`) and closing it
+//! (`fd_close`). The environment is empty. Everything is read from the host directory at open
+//! time; nothing can be written, and a path that leaves the directory (`..`, an absolute path,
+//! a symbolic link) is refused.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+
+use wasmtime::{Caller, Extern, Linker};
+
+/// WASI errno values used here.
+mod errno {
+    pub const SUCCESS: i32 = 0;
+    pub const BADF: i32 = 8;
+    pub const FAULT: i32 = 21;
+    pub const INVAL: i32 = 28;
+    pub const ISDIR: i32 = 31;
+    pub const NOENT: i32 = 44;
+    pub const NOTCAPABLE: i32 = 76;
+}
+
+/// The first descriptor after stdin, stdout and stderr: where preopens start.
+const FIRST_PREOPEN: i32 = 3;
+const FILETYPE_DIRECTORY: u8 = 3;
+const FILETYPE_REGULAR_FILE: u8 = 4;
+
+/// Per-instance state: the preopened directory, if any, and the files open under it.
+#[derive(Debug, Default)]
+pub struct WasiFiles {
+    preopen: Option<(String, PathBuf)>,
+    open: HashMap<i32, (Vec<u8>, usize)>,
+    next_fd: i32,
+}
+
+impl WasiFiles {
+    /// No preopened directory: every open fails, as with an empty `accessible_paths`.
+    pub fn none() -> WasiFiles {
+        WasiFiles::default()
+    }
+
+    /// `host_dir` preopened under the name `guest_path` (WAMR uses the configured path itself).
+    pub fn preopened(guest_path: &str, host_dir: &Path) -> WasiFiles {
+        WasiFiles {
+            preopen: Some((guest_path.to_owned(), host_dir.to_path_buf())),
+            open: HashMap::new(),
+            next_fd: FIRST_PREOPEN + 1,
+        }
+    }
+
+    fn open(&mut self, relative: &str) -> Result<i32, i32> {
+        let Some((_, dir)) = &self.preopen else {
+            return Err(errno::BADF);
+        };
+        let mut path = dir.clone();
+        for component in Path::new(relative).components() {
+            match component {
+                Component::Normal(part) => path.push(part),
+                Component::CurDir => {}
+                _ => return Err(errno::NOTCAPABLE),
+            }
+        }
+        let meta = std::fs::symlink_metadata(&path).map_err(|_| errno::NOENT)?;
+        if meta.file_type().is_symlink() {
+            return Err(errno::NOTCAPABLE);
+        }
+        if meta.is_dir() {
+            return Err(errno::ISDIR);
+        }
+        let bytes = std::fs::read(&path).map_err(|_| errno::NOENT)?;
+        let fd = self.next_fd;
+        self.next_fd += 1;
+        self.open.insert(fd, (bytes, 0));
+        Ok(fd)
+    }
+}
+
+/// Something that holds [`WasiFiles`] in a store.
+pub trait HasWasiFiles {
+    /// The state.
+    fn wasi_files(&mut self) -> &mut WasiFiles;
+}
+
+fn memory<T>(caller: &mut Caller<'_, T>) -> Option<wasmtime::Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Some(m),
+        _ => None,
+    }
+}
+
+fn write<T>(caller: &mut Caller<'_, T>, at: i32, bytes: &[u8]) -> i32 {
+    let (Some(mem), Ok(at)) = (memory(caller), usize::try_from(at)) else {
+        return errno::FAULT;
+    };
+    match mem.write(caller, at, bytes) {
+        Ok(()) => errno::SUCCESS,
+        Err(_) => errno::FAULT,
+    }
+}
+
+fn read<T>(caller: &mut Caller<'_, T>, at: i32, len: usize) -> Option<Vec<u8>> {
+    let mem = memory(caller)?;
+    let mut out = vec![0; len];
+    mem.read(caller, usize::try_from(at).ok()?, &mut out).ok()?;
+    Some(out)
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    if let Some(src) = bytes.get(at..at + 4) {
+        word.copy_from_slice(src);
+    }
+    u32::from_le_bytes(word)
+}
+
+/// Defines the calls in `linker` (before the remaining imports are defined as traps).
+pub fn define<T: HasWasiFiles + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    const M: &str = "wasi_snapshot_preview1";
+    linker.func_wrap(
+        M,
+        "environ_sizes_get",
+        |mut c: Caller<'_, T>, count: i32, size: i32| {
+            let e = write(&mut c, count, &0u32.to_le_bytes());
+            if e != errno::SUCCESS {
+                return e;
+            }
+            write(&mut c, size, &0u32.to_le_bytes())
+        },
+    )?;
+    linker.func_wrap(M, "environ_get", |_: Caller<'_, T>, _: i32, _: i32| {
+        errno::SUCCESS
+    })?;
+    linker.func_wrap(
+        M,
+        "fd_prestat_get",
+        |mut c: Caller<'_, T>, fd: i32, out: i32| {
+            let name_len = match &c.data_mut().wasi_files().preopen {
+                Some((name, _)) if fd == FIRST_PREOPEN => name.len(),
+                _ => return errno::BADF,
+            };
+            let mut prestat = [0u8; 8];
+            prestat[4..8].copy_from_slice(&u32::try_from(name_len).unwrap_or(0).to_le_bytes());
+            write(&mut c, out, &prestat)
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "fd_prestat_dir_name",
+        |mut c: Caller<'_, T>, fd: i32, out: i32, len: i32| {
+            let name = match &c.data_mut().wasi_files().preopen {
+                Some((name, _)) if fd == FIRST_PREOPEN => name.clone(),
+                _ => return errno::BADF,
+            };
+            if usize::try_from(len).ok() != Some(name.len()) {
+                return errno::INVAL;
+            }
+            write(&mut c, out, name.as_bytes())
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "fd_fdstat_get",
+        |mut c: Caller<'_, T>, fd: i32, out: i32| {
+            let files = c.data_mut().wasi_files();
+            let filetype = if fd == FIRST_PREOPEN && files.preopen.is_some() {
+                FILETYPE_DIRECTORY
+            } else if files.open.contains_key(&fd) {
+                FILETYPE_REGULAR_FILE
+            } else {
+                return errno::BADF;
+            };
+            let mut stat = [0u8; 24];
+            stat[0] = filetype;
+            // Every right: the preopen's own rights limit nothing here; opening is read-only.
+            stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+            stat[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+            write(&mut c, out, &stat)
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "path_open",
+        |mut c: Caller<'_, T>,
+         dirfd: i32,
+         _dirflags: i32,
+         path: i32,
+         path_len: i32,
+         oflags: i32,
+         _rights_base: i64,
+         _rights_inheriting: i64,
+         _fdflags: i32,
+         out: i32| {
+            if dirfd != FIRST_PREOPEN {
+                return errno::BADF;
+            }
+            // O_CREAT, O_DIRECTORY, O_EXCL, O_TRUNC: nothing but opening an existing file.
+            if oflags != 0 {
+                return errno::NOTCAPABLE;
+            }
+            let Some(bytes) = usize::try_from(path_len)
+                .ok()
+                .and_then(|len| read(&mut c, path, len))
+            else {
+                return errno::FAULT;
+            };
+            let Ok(relative) = String::from_utf8(bytes) else {
+                return errno::INVAL;
+            };
+            match c.data_mut().wasi_files().open(&relative) {
+                Ok(fd) => write(&mut c, out, &fd.to_le_bytes()),
+                Err(e) => e,
+            }
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "fd_filestat_get",
+        |mut c: Caller<'_, T>, fd: i32, out: i32| {
+            let Some((bytes, _)) = c.data_mut().wasi_files().open.get(&fd) else {
+                return errno::BADF;
+            };
+            let size = bytes.len() as u64;
+            let mut stat = [0u8; 64];
+            stat[16] = FILETYPE_REGULAR_FILE;
+            stat[24..32].copy_from_slice(&1u64.to_le_bytes());
+            stat[32..40].copy_from_slice(&size.to_le_bytes());
+            write(&mut c, out, &stat)
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "fd_read",
+        |mut c: Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nread: i32| {
+            let Some(list) = usize::try_from(iovs_len)
+                .ok()
+                .and_then(|n| read(&mut c, iovs, n.saturating_mul(8)))
+            else {
+                return errno::FAULT;
+            };
+            let mut total = 0u32;
+            for iov in list.chunks_exact(8) {
+                let (buf, len) = (u32_at(iov, 0), u32_at(iov, 4) as usize);
+                let chunk = {
+                    let Some((bytes, pos)) = c.data_mut().wasi_files().open.get_mut(&fd) else {
+                        return errno::BADF;
+                    };
+                    let end = (*pos + len).min(bytes.len());
+                    let chunk = bytes.get(*pos..end).unwrap_or_default().to_vec();
+                    *pos = end;
+                    chunk
+                };
+                let Ok(at) = i32::try_from(buf) else {
+                    return errno::FAULT;
+                };
+                let e = write(&mut c, at, &chunk);
+                if e != errno::SUCCESS {
+                    return e;
+                }
+                total += u32::try_from(chunk.len()).unwrap_or(0);
+                if chunk.len() < len {
+                    break;
+                }
+            }
+            write(&mut c, nread, &total.to_le_bytes())
+        },
+    )?;
+    linker.func_wrap(M, "fd_close", |mut c: Caller<'_, T>, fd: i32| {
+        match c.data_mut().wasi_files().open.remove(&fd) {
+            Some(_) => errno::SUCCESS,
+            None => errno::BADF,
+        }
+    })?;
+    Ok(())
+}
