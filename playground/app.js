@@ -11,6 +11,8 @@ const QUERY_BLOCK = /^query = '''\n?([\s\S]*?)'''[ \t]*$/m;
 const state = {
   seedToml: '',
   baseToml: '',
+  hardenedQuery: '',
+  exampleExceptions: '',
   ruleId: 0,
   evaluationId: 0,
   results: [],
@@ -41,13 +43,25 @@ function tomlWithQuery(query) {
   return state.baseToml.replace(QUERY_BLOCK, () => `query = '''\n${query}'''`);
 }
 
+// The query a profile starts from: the rule's own, or the seed rule's hardened query.
+function defaultQuery(profile) {
+  return profile === 'hardened' ? state.hardenedQuery : queryOf(state.baseToml);
+}
+
 function sendRule() {
   const query = $('query').value;
-  const toml = tomlWithQuery(query);
+  const profile = $('profile').value;
+  const exceptions = $('exceptions').value.trim() === '' ? undefined : $('exceptions').value;
+  let source = 'query';
+  let text = query;
+  // The hardened profile belongs to the built-in rule: with it, the editor holds the profile's
+  // query. A loaded rule file goes as TOML, and the engine says if it has no hardened profile.
+  if (profile === 'faithful' || state.baseToml !== state.seedToml) {
+    const toml = query === queryOf(state.baseToml) ? state.baseToml : tomlWithQuery(query);
+    if (toml !== null) { source = 'toml'; text = toml; }
+  }
   state.ruleId += 1;
-  worker.postMessage(toml !== null
-    ? { type: 'rule', id: state.ruleId, toml }
-    : { type: 'rule', id: state.ruleId, query });
+  worker.postMessage({ type: 'rule', id: state.ruleId, source, text, profile, exceptions });
 }
 
 function sendLogs() {
@@ -71,6 +85,8 @@ function showRule(rule) {
   clear(meta);
   meta.append(element('p', rule.name, 'name'));
   meta.append(element('p', `severity ${rule.severity} · risk score ${rule.riskScore} · ${rule.ruleId}`));
+  const items = rule.exceptionItems === 1 ? '1 exception item' : `${rule.exceptionItems} exception items`;
+  meta.append(element('p', `profile ${rule.profile} · ${items}`, 'profile'));
   if (rule.tactics.length) meta.append(element('p', `MITRE ATT&CK: ${rule.tactics.join(', ')} · ${rule.techniques.join(', ')}`));
   const warnings = $('query-warnings');
   clear(warnings);
@@ -84,6 +100,11 @@ function charIndex(text, byteOffset) {
 }
 
 function showRuleError(failure) {
+  if (failure.kind === 'invalid-exceptions') {
+    $('exceptions-error').hidden = false;
+    $('exceptions-error').textContent = failure.message;
+    return;
+  }
   $('query-error').hidden = false;
   const where = failure.offset !== undefined ? ` at ${failure.offset}` : '';
   $('query-error-message').textContent = `${failure.message}${where}`;
@@ -119,14 +140,17 @@ function showResults(results, millis) {
     if (r.index !== undefined) row.dataset.index = String(r.index);
     row.append(element('td', recordLabel(r)));
     row.append(element('td', r.verdict, `verdict-${r.verdict}`));
-    row.append(element('td', r.family ?? '—'));
+    const exception = r.exception ? `suppressed by ${r.exception.item_id}` : undefined;
+    row.append(element('td', r.family ?? exception ?? '—'));
     row.append(element('td', r.principal ?? '—'));
     row.append(element('td', r.shape ?? '—'));
     body.append(row);
   }
   const alerts = results.filter((r) => r.verdict === 'alert').length;
   const invalid = results.filter((r) => r.verdict === 'invalid').length;
-  $('summary').textContent = `${results.length} records · ${alerts} alerts · ${invalid} invalid · evaluated in ${millis.toFixed(1)} ms`;
+  const suppressed = results.filter((r) => r.verdict === 'suppressed').length;
+  const tuned = suppressed ? ` · ${suppressed} suppressed by exceptions` : '';
+  $('summary').textContent = `${results.length} records · ${alerts} alerts${tuned} · ${invalid} invalid · evaluated in ${millis.toFixed(1)} ms`;
   const hidden = (alertsOnly ? alerts : results.length) - shown;
   $('truncated').hidden = hidden <= 0;
   $('truncated').textContent = `${hidden} more records are not listed.`;
@@ -153,7 +177,10 @@ function showDetail(index) {
   const r = state.results[index];
   if (!r) return;
   for (const row of $('results').tBodies[0].rows) row.classList.toggle('selected', row.dataset.result === String(index));
-  $('detail-hint').textContent = `${recordLabel(r)}: ${r.verdict}`;
+  const by = r.exception
+    ? ` by exception item ${r.exception.item_id}${r.exception.name ? ` (${r.exception.name})` : ''}`
+    : '';
+  $('detail-hint').textContent = `${recordLabel(r)}: ${r.verdict}${by}`;
   const tree = $('explanation');
   clear(tree);
   if (r.explanation) tree.append(explanationNode(r.explanation));
@@ -179,6 +206,8 @@ function decode(text) {
 
 function linkState() {
   const parts = [`q=${encode($('query').value)}`];
+  if ($('profile').value !== 'faithful') parts.push(`p=${$('profile').value}`);
+  if ($('exceptions').value && $('exceptions').value.length <= MAX_LINK_SAMPLE) parts.push(`x=${encode($('exceptions').value)}`);
   if ($('logs').value.length <= MAX_LINK_SAMPLE) parts.push(`s=${encode($('logs').value)}`);
   return `#${parts.join('&')}`;
 }
@@ -186,7 +215,8 @@ function linkState() {
 function readLinkState() {
   const params = new URLSearchParams(location.hash.slice(1));
   const read = (key) => { try { return params.has(key) ? decode(params.get(key)) : null; } catch { return null; } };
-  return { query: read('q'), sample: read('s') };
+  const profile = params.get('p') === 'hardened' ? 'hardened' : 'faithful';
+  return { query: read('q'), sample: read('s'), exceptions: read('x'), profile };
 }
 
 async function loadFixtures() {
@@ -206,8 +236,12 @@ worker.onmessage = (event) => {
   if (message.type === 'ready') {
     state.seedToml = message.seedToml;
     state.baseToml = message.seedToml;
+    state.hardenedQuery = message.hardenedQuery;
+    state.exampleExceptions = message.exampleExceptions;
     const linked = readLinkState();
-    $('query').value = linked.query ?? queryOf(state.seedToml);
+    $('profile').value = linked.profile;
+    $('exceptions').value = linked.exceptions ?? '';
+    $('query').value = linked.query ?? defaultQuery(linked.profile);
     loadFixtures().then(() => {
       $('logs').value = linked.sample ?? allFixtures();
       sendRule();
@@ -216,6 +250,7 @@ worker.onmessage = (event) => {
     state.ruleOk = message.ok;
     if (message.ok) {
       $('query-error').hidden = true;
+      $('exceptions-error').hidden = true;
       showRule(message.rule);
       sendLogs();
     } else {
@@ -228,6 +263,21 @@ worker.onmessage = (event) => {
 };
 
 $('query').addEventListener('input', debounce(sendRule, 250));
+$('exceptions').addEventListener('input', debounce(sendRule, 250));
+$('profile').addEventListener('change', () => {
+  // Swap the editor to the other profile's query, unless the user has edited it.
+  const other = $('profile').value === 'hardened' ? 'faithful' : 'hardened';
+  if ($('query').value === defaultQuery(other)) $('query').value = defaultQuery($('profile').value);
+  sendRule();
+});
+$('example-exceptions').addEventListener('click', () => {
+  $('exceptions').value = state.exampleExceptions;
+  sendRule();
+});
+$('clear-exceptions').addEventListener('click', () => {
+  $('exceptions').value = '';
+  sendRule();
+});
 $('logs').addEventListener('input', debounce(sendLogs, 300));
 $('alerts-only').addEventListener('change', () => showResults(state.results, 0));
 $('fixture').addEventListener('change', (event) => {
@@ -242,7 +292,7 @@ $('results').addEventListener('click', (event) => {
 });
 $('reset-rule').addEventListener('click', () => {
   state.baseToml = state.seedToml;
-  $('query').value = queryOf(state.seedToml);
+  $('query').value = defaultQuery($('profile').value);
   sendRule();
 });
 $('rule-file').addEventListener('change', async (event) => {
@@ -250,8 +300,7 @@ $('rule-file').addEventListener('change', async (event) => {
   if (!file) return;
   state.baseToml = await file.text();
   $('query').value = queryOf(state.baseToml);
-  state.ruleId += 1;
-  worker.postMessage({ type: 'rule', id: state.ruleId, toml: state.baseToml });
+  sendRule();
 });
 $('copy-link').addEventListener('click', async () => {
   history.replaceState(null, '', linkState());

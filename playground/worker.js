@@ -1,17 +1,21 @@
 // Runs the engine off the main thread, so that pasting megabytes of logs never freezes the page.
-import init, { Detector, seedRuleToml } from './pkg/vmext_guest.js';
+import init, { Detector, seedRuleToml, hardenedQuery, exampleExceptions } from './pkg/vmext_guest.js';
 
 let detector = null;
-const ready = init().then(() => postMessage({ type: 'ready', seedToml: seedRuleToml() }));
+const ready = init().then(() => postMessage({
+  type: 'ready',
+  seedToml: seedRuleToml(),
+  hardenedQuery: hardenedQuery(),
+  exampleExceptions: exampleExceptions(),
+}));
 
 onmessage = async (event) => {
   await ready;
   const message = event.data;
   if (message.type === 'rule') {
     try {
-      const next = message.toml !== undefined
-        ? Detector.fromToml(message.toml)
-        : Detector.fromQuery(message.query);
+      // source: 'seed' | 'toml' | 'query'; profile: 'faithful' | 'hardened'; exceptions: text or undefined.
+      const next = Detector.configure(message.source, message.text, message.profile, message.exceptions);
       if (detector) detector.free();
       detector = next;
       postMessage({ type: 'rule', id: message.id, ok: true, rule: detector.rule() });

@@ -1,13 +1,14 @@
 //! The browser adapter (wasm-bindgen, `wasm32-unknown-unknown`, feature `web`).
 //!
 //! A small typed API for the rule playground: a `Detector` made from the built-in rule, a
-//! rule's TOML text or a bare KQL query, and `evaluateText`, which splits pasted text into JSON
+//! rule's TOML text or a bare KQL query (in either profile, with or without exception items),
+//! and `evaluateText`, which splits pasted text into JSON
 //! documents (NDJSON lines or multi-line envelopes) and returns one plain object per record.
 //! Results are built as JSON by the engine and handed to JavaScript through `JSON.parse`, so
 //! the page sees exactly the engine's canonical result (`resultJson`) plus a few conveniences.
 
 use vmext_engine::documents::split_documents;
-use vmext_engine::{Evaluation, Explanation, Rule, RuleError};
+use vmext_engine::{BuildError, Evaluation, Explanation, ProfileName, Rule, RuleError, RuleSource};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -34,7 +35,9 @@ export interface RecordResult {
   /** Position in a {"records":[…]} envelope. */
   index?: number;
   shape?: "ecs" | "azure-raw";
-  verdict: "alert" | "none" | "invalid";
+  verdict: "alert" | "none" | "suppressed" | "invalid";
+  /** The exception item that suppressed the alert. */
+  exception?: { item_id: string; name?: string };
   /** The ECS alert, when the rule matched. */
   alert?: Record<string, unknown>;
   /** Why the record could not be evaluated. */
@@ -56,7 +59,13 @@ export type DocumentResult =
 
 /** A rule that could not be loaded. */
 export interface RuleFailure {
-  kind: "invalid-rule" | "unsupported-rule-type" | "unsupported-language" | "query-syntax";
+  kind:
+    | "invalid-rule"
+    | "unsupported-rule-type"
+    | "unsupported-language"
+    | "query-syntax"
+    | "invalid-profile"
+    | "invalid-exceptions";
   message: string;
   /** Byte offset of a query syntax error in the query text. */
   offset?: number;
@@ -70,6 +79,8 @@ export interface RuleInfo {
   severity: string;
   riskScore: number;
   query: string;
+  profile: "faithful" | "hardened";
+  exceptionItems: number;
   tactics: string[];
   techniques: string[];
   warnings: string[];
@@ -80,6 +91,18 @@ export interface RuleInfo {
 #[wasm_bindgen]
 pub struct Detector {
     inner: vmext_engine::Detector,
+}
+
+fn build_failure(e: &BuildError) -> JsValue {
+    let kind = match e {
+        BuildError::Rule(rule) => return rule_failure(rule),
+        BuildError::Profile(_) => "invalid-profile",
+        BuildError::Exceptions(_) => "invalid-exceptions",
+    };
+    let mut json = format!("{{\"kind\":\"{kind}\",\"message\":");
+    vmext_json::write_escaped_str(&mut json, &e.to_string());
+    json.push('}');
+    json_parse(&json)
 }
 
 fn rule_failure(e: &RuleError) -> JsValue {
@@ -176,10 +199,37 @@ impl Detector {
             .map_err(|e| rule_failure(&e))
     }
 
+    /// A rule (`source`: `seed`, `toml` or `query`, with its `text`) in a profile
+    /// (`faithful` or `hardened`), with the text of an Elastic exception list or none;
+    /// throws a `RuleFailure`.
+    pub fn configure(
+        source: &str,
+        text: &str,
+        profile: &str,
+        exceptions: Option<String>,
+    ) -> Result<Detector, JsValue> {
+        let source = match source {
+            "seed" => RuleSource::Seed,
+            "toml" => RuleSource::Toml(text),
+            "query" => RuleSource::Query(text),
+            other => {
+                return Err(rule_failure(&RuleError::Toml(format!(
+                    "unknown rule source `{other}`; expected seed, toml or query"
+                ))));
+            }
+        };
+        let profile =
+            ProfileName::parse(profile).map_err(|e| build_failure(&BuildError::Profile(e)))?;
+        vmext_engine::Detector::build(source, profile, exceptions.as_deref())
+            .map(|inner| Detector { inner })
+            .map_err(|e| build_failure(&e))
+    }
+
     /// The rule this detector runs.
     #[wasm_bindgen(unchecked_return_type = "RuleInfo")]
     pub fn rule(&self) -> JsValue {
         let rule = self.inner.rule();
+        let query = self.inner.query();
         let mut json = String::from("{\"ruleId\":");
         vmext_json::write_escaped_str(&mut json, &rule.rule_id);
         json.push_str(",\"name\":");
@@ -189,7 +239,12 @@ impl Detector {
         json.push_str(",\"severity\":");
         vmext_json::write_escaped_str(&mut json, &rule.severity);
         json.push_str(&format!(",\"riskScore\":{},\"query\":", rule.risk_score));
-        vmext_json::write_escaped_str(&mut json, rule.query.source());
+        vmext_json::write_escaped_str(&mut json, query.source());
+        json.push_str(&format!(
+            ",\"profile\":\"{}\",\"exceptionItems\":{}",
+            self.inner.profile().as_str(),
+            self.inner.exceptions().items().len()
+        ));
         json.push_str(",\"tactics\":");
         strings(
             &mut json,
@@ -208,7 +263,7 @@ impl Detector {
         json.push_str(",\"warnings\":");
         strings(
             &mut json,
-            rule.query
+            query
                 .warnings()
                 .iter()
                 .map(|w| format!("{}: {}", w.span.start, w.message)),
@@ -303,6 +358,22 @@ impl Detector {
         out.push(']');
         out
     }
+}
+
+/// The seed rule's hardened query, for the playground's editor.
+#[wasm_bindgen(js_name = hardenedQuery)]
+pub fn hardened_query() -> String {
+    vmext_engine::Profile::seed_hardened()
+        .query
+        .source()
+        .to_owned()
+}
+
+/// An example exception list (the project's `fixtures/exceptions/known-good-automation.json`),
+/// for the playground's exceptions panel.
+#[wasm_bindgen(js_name = exampleExceptions)]
+pub fn example_exceptions() -> String {
+    include_str!("../../fixtures/exceptions/known-good-automation.json").to_owned()
 }
 
 /// The built-in rule's TOML text, for the playground's editor.

@@ -43,8 +43,9 @@ OPTIONS:
     --query KQL         Run a bare KQL query instead of the built-in rule.
     --profile PROFILE   `faithful` (default): the rule exactly as Elastic evaluates it.
                         `hardened`: the rule's opt-in hardened profile, which closes its
-                        blind spots (see the README). With --query, the query runs with the
-                        hardened profile's case-insensitive and derived fields.
+                        blind spots (see the README). With --query, the query takes the place
+                        of the hardened profile's (its case-insensitive and derived fields,
+                        and the seed rule's metadata, are kept).
     --exceptions FILE   Suppress alerts that an Elastic exception item in FILE matches (an
                         item object, an array of items, or a Kibana NDJSON export). Suppressed
                         records are counted in the summary; --explain names the item.

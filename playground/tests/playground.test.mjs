@@ -72,10 +72,10 @@ async function verdictsAfter(page, action) {
 
 // The native engine's canonical result texts for a fixture, exactly as it wrote them: each
 // line is `{"source":…,"result":<canonical>}`.
-function nativeResults(file) {
+function nativeResults(file, options = []) {
   let stdout;
   try {
-    stdout = execFileSync(detect, ['scan', '--engine', 'native', '--explain-json', `${root}fixtures/${file}`], { encoding: 'utf8' });
+    stdout = execFileSync(detect, ['scan', '--engine', 'native', '--explain-json', ...options, `${root}fixtures/${file}`], { encoding: 'utf8' });
   } catch (error) {
     stdout = error.stdout; // exit status 1 means "alerts were raised"
   }
@@ -99,6 +99,72 @@ test('the wasm-bindgen build gives byte-identical results to the native engine o
   }
   assert.equal(compared, fixtures.reduce((n, f) => n + f.expect.length, 0));
   detector.free();
+});
+
+test('profiles and exceptions give byte-identical results in the browser build and natively', async () => {
+  const bindings = await import(`${root}playground/pkg/vmext_guest.js`);
+  bindings.initSync({ module: readFileSync(`${root}playground/pkg/vmext_guest_bg.wasm`) });
+  const exceptionsFile = 'fixtures/exceptions/known-good-automation.json';
+  const exceptions = readFileSync(`${root}${exceptionsFile}`, 'utf8');
+  assert.equal(bindings.exampleExceptions(), exceptions);
+  const verdicts = { alert: 0, suppressed: 0 };
+  for (const [profile, withExceptions] of [['hardened', false], ['faithful', true], ['hardened', true]]) {
+    const detector = bindings.Detector.configure('seed', '', profile, withExceptions ? exceptions : undefined);
+    assert.equal(detector.rule().profile, profile);
+    assert.equal(detector.rule().exceptionItems, withExceptions ? 4 : 0);
+    const options = ['--profile', profile, ...(withExceptions ? ['--exceptions', `${root}${exceptionsFile}`] : [])];
+    for (const fixture of fixtures) {
+      const native = nativeResults(fixture.file, options);
+      const web = detector.evaluateText(fixture.text, true);
+      assert.deepEqual(web.map((r) => r.resultJson), native, `${profile} ${withExceptions} ${fixture.file}`);
+      for (const r of web) if (r.verdict in verdicts) verdicts[r.verdict] += 1;
+    }
+    detector.free();
+  }
+  assert.ok(verdicts.suppressed >= 18, JSON.stringify(verdicts));
+  // Refusals are typed failures.
+  assert.throws(() => bindings.Detector.configure('seed', '', 'strict', undefined), (f) => f.kind === 'invalid-profile');
+  assert.throws(() => bindings.Detector.configure('seed', '', 'faithful', '[{"entries":[]}]'),
+    (f) => f.kind === 'invalid-exceptions' && f.message === 'exceptions: exception item 1: `entries` is empty');
+});
+
+test('the hardened profile and exceptions from the page', async () => {
+  const page = await openPage();
+  const index = fixtures.findIndex((f) => f.file === 'ecs/dsc-extension-name-at-end.json');
+  assert.deepEqual(await verdictsAfter(page, () => page.selectOption('#fixture', String(index))), ['none']);
+  const faithfulQuery = await page.inputValue('#query');
+  assert.deepEqual(await verdictsAfter(page, () => page.selectOption('#profile', 'hardened')), ['alert']);
+  const hardenedQuery = await page.inputValue('#query');
+  assert.notEqual(hardenedQuery, faithfulQuery);
+  assert.match(hardenedQuery, /\*\/EXTENSIONS\/DSC or/);
+  assert.match(await page.textContent('#rule-meta'), /profile hardened · 0 exception items/);
+  // The example exception list suppresses the known-good alerts of the shipped fixtures.
+  await verdictsAfter(page, () => page.selectOption('#fixture', '*'));
+  const tuned = await verdictsAfter(page, () => page.click('#example-exceptions'));
+  const suppressed = tuned.filter((v) => v === 'suppressed').length;
+  assert.ok(suppressed >= 9, `${suppressed} suppressed`);
+  assert.match(await page.textContent('#summary'), new RegExp(`${suppressed} suppressed by exceptions`));
+  await page.click('#results tbody tr[data-verdict="suppressed"]');
+  assert.match(await page.textContent('#detail-hint'), /suppressed by exception item [a-z-]+ \(/);
+  // An invalid list is shown next to the list, not in the query.
+  await verdictsAfter(page, () => page.fill('#exceptions', '{"entries":[{"field":"a","type":"list","operator":"included","list":{"id":"l","type":"ip"}}]}'));
+  assert.equal(await page.isVisible('#exceptions-error'), true);
+  assert.match(await page.textContent('#exceptions-error'), /value list/);
+  assert.equal(await page.isVisible('#query-error'), false);
+  // A link keeps the profile and the exceptions.
+  await verdictsAfter(page, () => page.fill('#exceptions', '{"item_id":"quiet","entries":[{"field":"azure.resource.id","operator":"included","type":"exists"}]}'));
+  await page.click('#copy-link');
+  const again = await browser.newPage();
+  await again.goto(page.url());
+  await again.waitForSelector('#status[data-state="ready"]');
+  assert.equal(await again.inputValue('#profile'), 'hardened');
+  assert.equal(await again.inputValue('#query'), hardenedQuery);
+  assert.match(await again.inputValue('#exceptions'), /"item_id":"quiet"/);
+  await again.close();
+  // Back to faithful: the editor returns to the rule's query.
+  await verdictsAfter(page, () => page.selectOption('#profile', 'faithful'));
+  assert.equal(await page.inputValue('#query'), faithfulQuery);
+  await page.context().close();
 });
 
 test('the wasm-bindgen build answers hostile input exactly as the native engine', async () => {

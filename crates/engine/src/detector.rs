@@ -248,8 +248,9 @@ impl Detector {
     /// of an exceptions file.
     ///
     /// The hardened profile of a TOML rule must be the rule's own (only the seed rule ships
-    /// one). With a bare query, the hardened profile runs *that* query with the seed profile's
-    /// case-insensitive and derived fields: this is how the playground edits a hardened query.
+    /// one). With a bare query, the hardened profile is the seed rule's with *that* query in
+    /// place of the profile's (same metadata, case-insensitive and derived fields): this is how
+    /// the playground edits a hardened query.
     pub fn build(
         source: RuleSource<'_>,
         profile: ProfileName,
@@ -268,10 +269,11 @@ impl Detector {
                 Detector::new(Rule::from_query(text).map_err(BuildError::Rule)?)
             }
             (RuleSource::Query(text), ProfileName::Hardened) => {
-                let rule = Rule::from_query(text).map_err(BuildError::Rule)?;
-                let profile = Profile::seed_hardened().with_query(rule.query.clone());
-                let query = profile.folded_query();
-                Detector::compile(rule, Some(profile), query)
+                let query =
+                    Query::parse(text).map_err(|e| BuildError::Rule(RuleError::QuerySyntax(e)))?;
+                let profile = Profile::seed_hardened().with_query(query);
+                let folded = profile.folded_query();
+                Detector::compile(Rule::seed(), Some(profile), folded)
             }
         };
         Ok(match exceptions {
