@@ -47,10 +47,10 @@ impl Default for CorpusSpec {
 }
 
 /// SplitMix64: small, fast and good enough to vary synthetic records deterministically.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -58,16 +58,16 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+    pub(crate) fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         let i = (self.next() % items.len().max(1) as u64) as usize;
         items.get(i).copied().unwrap_or_default()
     }
 
-    fn hex(&mut self, n: usize) -> String {
+    pub(crate) fn hex(&mut self, n: usize) -> String {
         let mut s = String::with_capacity(n);
         while s.len() < n {
             let _ = write!(s, "{:016x}", self.next());
@@ -76,7 +76,7 @@ impl Rng {
         s
     }
 
-    fn guid(&mut self) -> String {
+    pub(crate) fn guid(&mut self) -> String {
         let h = self.hex(32);
         format!(
             "{}-{}-4{}-8{}-{}",
@@ -122,22 +122,24 @@ const BENIGN_EXTENSIONS: [&str; 4] = [
 ];
 
 /// One record's varying parts.
-struct Event {
-    operation: String,
-    resource_id: String,
-    principal_type: &'static str,
-    outcome: &'static str,
-    result_type: &'static str,
-    time: String,
-    caller: String,
-    principal_id: String,
-    correlation: String,
-    subscription: String,
-    tenant: String,
-    user: String,
+pub(crate) struct Event {
+    pub(crate) operation: String,
+    pub(crate) resource_id: String,
+    pub(crate) principal_type: &'static str,
+    pub(crate) outcome: &'static str,
+    pub(crate) result_type: &'static str,
+    pub(crate) time: String,
+    pub(crate) caller: String,
+    pub(crate) principal_id: String,
+    pub(crate) correlation: String,
+    pub(crate) subscription: String,
+    pub(crate) tenant: String,
+    pub(crate) user: String,
+    /// The request body as a JSON object's text, when the event logs one.
+    pub(crate) request_body: Option<String>,
 }
 
-fn event(rng: &mut Rng, spec: &CorpusSpec, index: u64) -> Event {
+pub(crate) fn event(rng: &mut Rng, spec: &CorpusSpec, index: u64) -> Event {
     let subscription = rng.guid();
     let group = format!("RG-{}", rng.pick(&["APP", "DATA", "OPS", "WEB", "SEC"]));
     let vm = format!("VM-{:04}", rng.next() % 5000);
@@ -218,10 +220,18 @@ fn event(rng: &mut Rng, spec: &CorpusSpec, index: u64) -> Event {
             "{}@contoso.example",
             rng.pick(&["ana", "ben", "chen", "dara", "eli"])
         ),
+        request_body: None,
     }
 }
 
-fn ecs(e: &Event) -> String {
+/// The ECS document of an event.
+pub(crate) fn ecs(e: &Event) -> String {
+    // Elastic's pipeline decodes the request body into an object.
+    let body = e
+        .request_body
+        .as_ref()
+        .map(|b| format!(r#","properties":{{"requestBody":{b}}}"#))
+        .unwrap_or_default();
     format!(
         concat!(
             r#"{{"@timestamp":"{time}","data_stream":{{"dataset":"azure.activitylogs","namespace":"default","type":"logs"}},"#,
@@ -229,7 +239,7 @@ fn ecs(e: &Event) -> String {
             r#""azure":{{"activitylogs":{{"category":"Administrative","event_category":"Administrative","operation_name":"{op}","#,
             r#""result_type":"{result}","result_signature":"Succeeded.","tenant_id":"{tenant}","#,
             r#""identity":{{"authorization":{{"evidence":{{"principal_id":"{pid}","principal_type":"{ptype}","role":"Contributor"}}}},"#,
-            r#""claims_initiated_by_user":{{"name":"{user}"}}}}}},"#,
+            r#""claims_initiated_by_user":{{"name":"{user}"}}}}{body}}},"#,
             r#""resource":{{"id":"{id}","group":"RG"}},"subscription_id":"{sub}","correlation_id":"{corr}"}},"#,
             r#""source":{{"ip":"{ip}"}},"cloud":{{"provider":"azure"}}}}"#
         ),
@@ -245,10 +255,22 @@ fn ecs(e: &Event) -> String {
         user = e.user,
         corr = e.correlation,
         ip = e.caller,
+        body = body,
     )
 }
 
-fn raw(e: &Event) -> String {
+/// The raw export record of an event.
+pub(crate) fn raw(e: &Event) -> String {
+    // Exports carry the request body as a JSON string under `properties.requestbody`.
+    let body = e
+        .request_body
+        .as_ref()
+        .map(|b| {
+            let mut out = String::from(",\"requestbody\":");
+            vmext_json::write_escaped_str(&mut out, b);
+            out
+        })
+        .unwrap_or_default();
     format!(
         concat!(
             r#"{{"time":"{time}","resourceId":"{id}","operationName":"{op}","category":"Administrative","#,
@@ -260,7 +282,7 @@ fn raw(e: &Event) -> String {
             r#""http://schemas.microsoft.com/claims/authnmethodsreferences":"pwd,mfa","appid":"c44b4083-3bb0-49c1-b47d-974e53cbdf3c","#,
             r#""http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name":"{user}","http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn":"{user}","#,
             r#""http://schemas.microsoft.com/identity/claims/objectidentifier":"{pid}","ipaddr":"{ip}","name":"Example User","ver":"1.0"}}}},"#,
-            r#""properties":{{"statusCode":"Created","serviceRequestId":"{corr}","eventCategory":"Administrative","entity":"{id}","message":"{op_lower}","hierarchy":"{tenant}/{sub}"}}}}"#
+            r#""properties":{{"statusCode":"Created","serviceRequestId":"{corr}","eventCategory":"Administrative","entity":"{id}","message":"{op_lower}","hierarchy":"{tenant}/{sub}"{body}}}}}"#
         ),
         time = e.time,
         id = e.resource_id,
@@ -275,6 +297,7 @@ fn raw(e: &Event) -> String {
         pid = e.principal_id,
         ptype = e.principal_type,
         user = e.user,
+        body = body,
     )
 }
 

@@ -3,9 +3,11 @@
 //!
 //! * [`input`] reads log files as JSON documents (streamed NDJSON, or whole `.json` files);
 //! * [`evaluator`] is the interface every artefact implements, with the native engine;
-//! * [`scan`] drives an evaluator over inputs and reports alerts, explanations and a summary.
+//! * [`scan`] drives an evaluator over inputs and reports alerts, explanations and a summary;
+//! * [`generate`] and [`efficacy`] make synthetic corpora: for speed, and for detection efficacy.
 
 pub mod component;
+pub mod efficacy;
 pub mod evaluator;
 pub mod fluent_bit;
 pub mod generate;

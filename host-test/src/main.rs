@@ -23,6 +23,7 @@ USAGE:
     vmext-detect serve [--port N] [DIR]
     vmext-detect generate [--records N] [--shape ecs|raw] [--seed N]
                           [--true-positives RATE] [--near-misses RATE]
+    vmext-detect efficacy [--records N] [--seed N]
 
 COMMANDS:
     scan    Read records (NDJSON files, .json files holding a {\"records\":[...]} envelope,
@@ -36,6 +37,10 @@ COMMANDS:
             Write a deterministic synthetic corpus (NDJSON) to stdout: ECS records of about
             1 KB or raw export records of about 1.8 KB; by default 100000 records, 0.1 % true
             positives and 5 % near misses (the rule's operation, failing another clause).
+    efficacy
+            Generate an adversarial corpus (every evasion the hardened profile closes) and a
+            benign one (ordinary activity, known-good automation), N records of each kind
+            (default 500) in both shapes, and print each profile's alerts as a Markdown table.
 
 OPTIONS:
     --rule FILE.toml    Run this Elastic detection-rules TOML file (type query, language kuery)
@@ -72,6 +77,8 @@ struct Args {
     command: String,
     port: u16,
     corpus: CorpusSpec,
+    /// `--records` as given (the efficacy command has its own default).
+    records: Option<u64>,
     native: bool,
     component: Option<PathBuf>,
     rule: Option<PathBuf>,
@@ -89,6 +96,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         command: String::new(),
         port: 8080,
         corpus: CorpusSpec::default(),
+        records: None,
         native: false,
         component: None,
         rule: None,
@@ -135,7 +143,10 @@ fn parse_args() -> Result<Option<Args>, String> {
                 args.port = u16::try_from(number(raw.next(), "--port")?)
                     .map_err(|_| "--port needs a number below 65536".to_owned())?
             }
-            "--records" => args.corpus.records = number(raw.next(), "--records")?,
+            "--records" => {
+                args.corpus.records = number(raw.next(), "--records")?;
+                args.records = Some(args.corpus.records);
+            }
             "--seed" => args.corpus.seed = number(raw.next(), "--seed")?,
             "--true-positives" => {
                 args.corpus.true_positive_rate = rate(raw.next(), "--true-positives")?
@@ -326,6 +337,18 @@ fn main() -> ExitCode {
         }
         "rule" => {
             describe_rule(&detector);
+            ExitCode::SUCCESS
+        }
+        "efficacy" => {
+            use vmext_host::efficacy::{DEFAULT_RECORDS, markdown, measure};
+            debug_assert_eq!(
+                CorpusSpec::default().seed,
+                vmext_host::efficacy::DEFAULT_SEED
+            );
+            let per_kind = args.records.unwrap_or(DEFAULT_RECORDS);
+            // `--seed` defaults to 1 for both corpus commands.
+            let seed = args.corpus.seed;
+            print!("{}", markdown(&measure(per_kind, seed), per_kind, seed));
             ExitCode::SUCCESS
         }
         "scan" => {
