@@ -204,26 +204,21 @@ impl Detector {
                 Requirement::derive(root, &raw_presence),
             ]),
             Some(profile) => {
-                // Folded fields and derived fields do not appear in the text as the query
-                // spells them.
-                let folded = |field: &str| {
-                    profile.case_insensitive_fields.iter().any(|f| f == field)
-                        || field.starts_with("vmext.")
-                };
-                let ecs = |f: &str| {
-                    if folded(f) {
+                // Folded fields are in the text up to ASCII case; derived fields (decoded from
+                // a string inside the record) may not be in it at all.
+                let adjust = |field: &str, base: Presence| {
+                    if field.starts_with("vmext.") {
                         Presence::Opaque
+                    } else if base == Presence::Verbatim
+                        && profile.case_insensitive_fields.iter().any(|f| f == field)
+                    {
+                        Presence::CaseInsensitive
                     } else {
-                        ecs_presence(f)
+                        base
                     }
                 };
-                let raw = |f: &str| {
-                    if folded(f) {
-                        Presence::Opaque
-                    } else {
-                        raw_presence(f)
-                    }
-                };
+                let ecs = |f: &str| adjust(f, ecs_presence(f));
+                let raw = |f: &str| adjust(f, raw_presence(f));
                 Requirement::any_shape(vec![
                     Requirement::derive(root, &ecs),
                     Requirement::derive(root, &raw),

@@ -123,6 +123,7 @@ fn operation() -> impl Strategy<Value = T> {
         OPERATION,
         OPERATION,
         "microsoft.compute/virtualmachines/extensions/write",
+        "Microsoft.Compute/virtualMachineScaleSets/extensions/write",
         "MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/DELETE",
     ])
 }
@@ -138,6 +139,7 @@ fn resource_id() -> impl Strategy<Value = T> {
         "VMACCESSAGENT",
         "RUNCOMMANDLINUX",
         "DSC/X",
+        "dsc",
         "customscriptextension",
         "AZUREMONITORAGENT",
         "RÉSUMÉ/\"Q\"\\",
@@ -282,6 +284,30 @@ proptest! {
             prop_assert!(detector.may_match(text.as_bytes()), "rejected a match: {text}");
         }
         // And the fast path agrees with the explained path.
+        let fast = match detector.evaluate(text.as_bytes()) {
+            Ok(Outcome::Evaluated(r)) => r.iter().filter(|r| matches!(r.verdict, Verdict::Alert(_))).count(),
+            _ => 0,
+        };
+        prop_assert_eq!(fast, alerted);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// The hardened profile's prefilter folds ASCII case: it must still admit every record the
+    /// profile alerts on, in any case and any escaped spelling.
+    #[test]
+    fn hardened_prefilter_admits_every_matching_record(
+        doc in prop_oneof![ecs_doc(), raw_doc()],
+        seed in any::<u64>(),
+    ) {
+        let detector = Detector::seed_in(vmext_engine::ProfileName::Hardened);
+        let text = spelled(&doc, seed);
+        let alerted = alerts(&detector, text.as_bytes());
+        if alerted > 0 {
+            prop_assert!(detector.may_match(text.as_bytes()), "rejected a match: {text}");
+        }
         let fast = match detector.evaluate(text.as_bytes()) {
             Ok(Outcome::Evaluated(r)) => r.iter().filter(|r| matches!(r.verdict, Verdict::Alert(_))).count(),
             _ => 0,

@@ -30,6 +30,9 @@ use crate::eval::is_ip_field;
 pub enum Presence {
     /// Every value of the field is a substring of a JSON string or number in the record.
     Verbatim,
+    /// Every value of the field is in the text up to ASCII case: the evaluator compares it
+    /// ASCII-case-insensitively (a folded field of a hardened profile).
+    CaseInsensitive,
     /// The field may have values that are not in the text (computed, normalised, decoded).
     Opaque,
     /// The field never has a value in this shape.
@@ -46,7 +49,7 @@ pub enum Requirement {
     Anything,
     /// Never satisfied: no record of this shape can match.
     Nothing,
-    /// The canonical spelling of a literal must occur.
+    /// The canonical spelling of a literal must occur (up to ASCII case, for a folded needle).
     Contains(Box<Needle>),
     /// All must hold.
     All(Vec<Requirement>),
@@ -59,13 +62,15 @@ pub enum Requirement {
 pub struct Needle {
     literal: String,
     canonical: Vec<u8>,
+    /// Matched up to ASCII case; `canonical` is then upper-cased.
+    folded: bool,
     finder: memmem::Finder<'static>,
     horspool: Horspool,
 }
 
 impl PartialEq for Needle {
     fn eq(&self, other: &Self) -> bool {
-        self.canonical == other.canonical
+        self.canonical == other.canonical && self.folded == other.folded
     }
 }
 
@@ -81,9 +86,21 @@ impl Needle {
         Needle {
             literal: literal.to_owned(),
             finder: memmem::Finder::new(&canonical).into_owned(),
-            horspool: Horspool::new(&canonical),
+            horspool: Horspool::new(&canonical, false),
             canonical,
+            folded: false,
         }
+    }
+
+    /// The needle for a literal matched up to ASCII case. Folding is byte-wise and leaves
+    /// every non-ASCII byte alone, so text containing the literal in any ASCII case contains
+    /// this needle, in canonical spelling as in raw.
+    pub fn case_insensitive(literal: &str) -> Needle {
+        let mut needle = Needle::new(literal);
+        needle.canonical.make_ascii_uppercase();
+        needle.horspool = Horspool::new(&needle.canonical, true);
+        needle.folded = true;
+        needle
     }
 
     /// The literal as the query wrote it.
@@ -95,7 +112,9 @@ impl Needle {
     /// has no SIMD here (Fluent Bit's runtime refuses it), Horspool's skipping search, which
     /// looks at roughly one byte in every needle-length on text that does not contain it.
     fn found_in(&self, text: &[u8]) -> bool {
-        if cfg!(target_arch = "wasm32") {
+        if self.folded {
+            self.horspool.find_folded(&self.canonical, text)
+        } else if cfg!(target_arch = "wasm32") {
             self.horspool.find(&self.canonical, text)
         } else {
             self.finder.find(text).is_some()
@@ -110,21 +129,51 @@ struct Horspool {
 }
 
 impl Horspool {
-    fn new(needle: &[u8]) -> Horspool {
+    /// The table for `needle`; with `folded`, for an upper-cased needle matched up to ASCII
+    /// case (both cases of a letter get its shift).
+    fn new(needle: &[u8], folded: bool) -> Horspool {
         // Shifts are capped at 255; a longer needle simply skips less than it could.
         let default = u8::try_from(needle.len()).unwrap_or(u8::MAX);
         let mut shift = [default; 256];
         if let Some((_, init)) = needle.split_last() {
             for (i, b) in init.iter().enumerate() {
                 let distance = needle.len() - 1 - i;
-                if let (Some(slot), Ok(d)) =
-                    (shift.get_mut(usize::from(*b)), u8::try_from(distance))
-                {
-                    *slot = d;
+                let Ok(d) = u8::try_from(distance) else {
+                    continue;
+                };
+                let cases = if folded {
+                    [b.to_ascii_uppercase(), b.to_ascii_lowercase()]
+                } else {
+                    [*b, *b]
+                };
+                for c in cases {
+                    if let Some(slot) = shift.get_mut(usize::from(c)) {
+                        *slot = d;
+                    }
                 }
             }
         }
         Horspool { shift }
+    }
+
+    /// Like [`Horspool::find`] for an upper-cased needle, comparing up to ASCII case.
+    fn find_folded(&self, needle: &[u8], text: &[u8]) -> bool {
+        let n = needle.len();
+        let Some(&last) = needle.last() else {
+            return true;
+        };
+        let mut at = 0;
+        while let Some(&b) = text.get(at + n - 1) {
+            if b.to_ascii_uppercase() == last
+                && text
+                    .get(at..at + n)
+                    .is_some_and(|window| window.eq_ignore_ascii_case(needle))
+            {
+                return true;
+            }
+            at += usize::from(self.shift.get(usize::from(b)).copied().unwrap_or(1)).max(1);
+        }
+        false
     }
 
     fn find(&self, needle: &[u8], text: &[u8]) -> bool {
@@ -344,25 +393,23 @@ fn derive_list(list: &ValueList, how: Presence) -> Requirement {
 }
 
 fn derive_literal(literal: &Literal, how: Presence) -> Requirement {
-    match how {
+    let needle: fn(&str) -> Needle = match how {
         Presence::Absent => return Requirement::Nothing,
         Presence::Opaque => return Requirement::Anything,
-        Presence::Verbatim => {}
-    }
+        Presence::Verbatim => Needle::new,
+        Presence::CaseInsensitive => Needle::case_insensitive,
+    };
+    let contains = |text: &str| Requirement::Contains(Box::new(needle(text)));
     match &literal.kind {
         LiteralKind::Text(t) if t.is_empty() => Requirement::Anything,
-        LiteralKind::Text(t) => Requirement::Contains(Box::new(Needle::new(t))),
-        LiteralKind::Bool(b) => {
-            Requirement::Contains(Box::new(Needle::new(if *b { "true" } else { "false" })))
-        }
-        LiteralKind::Null => Requirement::Contains(Box::new(Needle::new("null"))),
+        LiteralKind::Text(t) => contains(t),
+        LiteralKind::Bool(b) => contains(if *b { "true" } else { "false" }),
+        LiteralKind::Null => contains("null"),
         LiteralKind::Wildcard(pieces) => Requirement::All(
             pieces
                 .iter()
                 .filter_map(|p| match p {
-                    Piece::Text(t) if !t.is_empty() => {
-                        Some(Requirement::Contains(Box::new(Needle::new(t))))
-                    }
+                    Piece::Text(t) if !t.is_empty() => Some(contains(t)),
                     _ => None,
                 })
                 .collect(),
@@ -542,7 +589,7 @@ mod tests {
         ];
         for text in texts {
             for needle in needles {
-                let h = Horspool::new(needle);
+                let h = Horspool::new(needle, false);
                 assert_eq!(
                     h.find(needle, text),
                     memmem::find(text, needle).is_some(),
@@ -558,6 +605,34 @@ mod tests {
                     assert!(h.find(needle, &t));
                 }
             }
+        }
+    }
+
+    /// Folded needles admit any ASCII case and any escaped spelling, and nothing else.
+    #[test]
+    fn case_insensitive_needles() {
+        let folded = |query: &str| {
+            Requirement::derive(&crate::parse(query).unwrap(), &|_: &str| {
+                Presence::CaseInsensitive
+            })
+        };
+        let r = folded(r#"a:"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE""#);
+        assert!(r.admits(br#"{"a":"microsoft.compute/virtualmachines/extensions/write"}"#));
+        assert!(r.admits(br#"{"a":"Microsoft.Compute\/virtualMachines\/extensions\/write"}"#));
+        assert!(!r.admits(br#"{"a":"microsoft.compute/virtualmachines/extensions/delete"}"#));
+        // Only ASCII letters fold: a non-ASCII letter is not its ASCII look-alike.
+        let r = folded("a:*KELVIN*");
+        assert!(r.admits(b"{\"a\":\"kelvin\"}"));
+        assert!(!r.admits("{\"a\":\"\u{212A}ELVIN\"}".as_bytes()));
+        // Every offset, every case, both searches agree with a folded memmem.
+        let needle = b"EXTENSIONS/DSC";
+        let h = Horspool::new(needle, true);
+        for at in 0..40 {
+            let mut text = vec![b'x'; 60];
+            text[at..at + needle.len()].copy_from_slice(b"eXtEnSiOnS/dSc");
+            assert!(h.find_folded(needle, &text), "{at}");
+            text[at + 3] = b'#';
+            assert!(!h.find_folded(needle, &text), "{at}");
         }
     }
 
