@@ -283,3 +283,96 @@ impl FluentBitInstance {
         out
     }
 }
+
+/// Finds the Fluent Bit module: `explicit` if given, else `$VMEXT_FLUENT_BIT_MODULE`, else where
+/// `cargo xtask build` writes it relative to the running executable's target folder.
+pub fn find_module(explicit: Option<&Path>) -> Result<std::path::PathBuf, String> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("VMEXT_FLUENT_BIT_MODULE") {
+        return Ok(p.into());
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let candidate = dir.join("../wasm32-wasip1/wasm-release/vmext_guest.wasm");
+    if candidate.is_file() {
+        Ok(candidate)
+    } else {
+        Err(
+            "the Fluent Bit module was not found in the executable's target folder; build it \
+             with `cargo xtask build` or pass --module PATH"
+                .to_owned(),
+        )
+    }
+}
+
+/// What [`run_records`] saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Records passed to the module.
+    pub records: u64,
+    /// Bytes of those records.
+    pub bytes: u64,
+    /// Records the module returned (the rest were dropped).
+    pub returned: u64,
+    /// Returned records that carry alerts (`vmext_alerts`, or an alert document).
+    pub with_alerts: u64,
+    /// Replies a real Fluent Bit would mishandle. Always 0 for a correct module.
+    pub corrupt: u64,
+    /// Calls that trapped (Fluent Bit drops the record and goes on).
+    pub traps: u64,
+}
+
+/// A source of records: calls its argument once per record, in order.
+pub type RecordSource<'s> =
+    dyn FnMut(&mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<()> + 's;
+
+/// Calls `mode` on every record, as Fluent Bit's `wasm` filter would, writing each returned
+/// record as one NDJSON line.
+pub fn run_records(
+    instance: &mut FluentBitInstance,
+    mode: Mode,
+    tag: &str,
+    records: &mut RecordSource<'_>,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<RunSummary> {
+    let mut summary = RunSummary::default();
+    records(&mut |record| {
+        summary.records += 1;
+        summary.bytes += record.len() as u64 + 1;
+        match instance.call(mode, tag, record) {
+            Ok(Reply::Record(text)) => {
+                summary.returned += 1;
+                if carries_alerts(&text) {
+                    summary.with_alerts += 1;
+                }
+                out.write_all(text.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            Ok(Reply::Dropped) => {}
+            Ok(Reply::Corrupt(_)) => summary.corrupt += 1,
+            Err(_) => summary.traps += 1,
+        }
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(summary)
+}
+
+/// Whether a returned record carries alerts: a top-level `vmext_alerts`, or an alert document
+/// (`event.kind: alert`). Parsed only when the text could say so.
+fn carries_alerts(text: &str) -> bool {
+    if !text.contains("vmext_alerts") && !text.contains("alert") {
+        return false;
+    }
+    let Ok(doc) = vmext_json::parse(text.as_bytes()) else {
+        return false;
+    };
+    doc.get("vmext_alerts").is_some()
+        || doc
+            .get("event")
+            .and_then(|e| e.get("kind"))
+            .and_then(|k| k.as_str())
+            == Some("alert")
+}

@@ -24,6 +24,7 @@ USAGE:
     vmext-detect generate [--records N] [--shape ecs|raw] [--seed N]
                           [--true-positives RATE] [--near-misses RATE]
     vmext-detect efficacy [--records N] [--seed N]
+    vmext-detect fluent-bit [--module PATH] [--function NAME] [--accessible-path DIR] [FILE...]
 
 COMMANDS:
     scan    Read records (NDJSON files, .json files holding a {\"records\":[...]} envelope,
@@ -37,6 +38,14 @@ COMMANDS:
             Write a deterministic synthetic corpus (NDJSON) to stdout: ECS records of about
             1 KB or raw export records of about 1.8 KB; by default 100000 records, 0.1 % true
             positives and 5 % near misses (the rule's operation, failing another clause).
+    fluent-bit
+            Run the Fluent Bit module on NDJSON records exactly as Fluent Bit's wasm filter
+            calls it (an emulation of its calling convention under wasmtime, not Fluent Bit):
+            each record the module returns is written to stdout, a summary to stderr.
+            --function is the exported function (default vmext_annotate); --accessible-path
+            preopens DIR for the module, as Fluent Bit's accessible_paths does (GUEST=HOST
+            shows the host directory HOST to the module as GUEST, e.g.
+            /etc/vmext=./tuning for an exceptions file in ./tuning).
     efficacy
             Generate an adversarial corpus (every evasion the hardened profile closes) and a
             benign one (ordinary activity, known-good automation), N records of each kind
@@ -81,6 +90,9 @@ struct Args {
     records: Option<u64>,
     native: bool,
     component: Option<PathBuf>,
+    module: Option<PathBuf>,
+    function: String,
+    accessible_path: Option<String>,
     rule: Option<PathBuf>,
     query: Option<String>,
     profile: ProfileName,
@@ -99,6 +111,9 @@ fn parse_args() -> Result<Option<Args>, String> {
         records: None,
         native: false,
         component: None,
+        module: None,
+        function: "vmext_annotate".to_owned(),
+        accessible_path: None,
         rule: None,
         query: None,
         profile: ProfileName::Faithful,
@@ -136,6 +151,12 @@ fn parse_args() -> Result<Option<Args>, String> {
                     ));
                 }
             },
+            "--module" => args.module = Some(raw.next().ok_or("--module needs a file")?.into()),
+            "--function" => args.function = raw.next().ok_or("--function needs a name")?,
+            "--accessible-path" => {
+                args.accessible_path =
+                    Some(raw.next().ok_or("--accessible-path needs a directory")?);
+            }
             "--component" => {
                 args.component = Some(raw.next().ok_or("--component needs a file")?.into());
             }
@@ -248,6 +269,76 @@ fn component_evaluator(args: &Args, loaded: &Loaded) -> Result<ComponentEvaluato
     .map_err(|e| e.to_string())
 }
 
+/// The `fluent-bit` command: every input record through the module, as Fluent Bit would.
+fn run_fluent_bit(args: &Args) -> Result<ExitCode, String> {
+    use vmext_host::fluent_bit::{FluentBitModule, Mode, find_module, run_records};
+    let mode = Mode::ALL
+        .into_iter()
+        .find(|m| m.function_name() == args.function)
+        .ok_or_else(|| format!("the module exports no filter function `{}`", args.function))?;
+    let path = find_module(args.module.as_deref())?;
+    let module =
+        FluentBitModule::load(&path, false).map_err(|e| format!("{}: {e:#}", path.display()))?;
+    let files = match &args.accessible_path {
+        // `DIR`, seen by the module as DIR (as in Fluent Bit), or `GUEST=HOST`.
+        Some(spec) => {
+            let (guest, host) = spec.split_once('=').unwrap_or((spec, spec));
+            vmext_host::wasi_files::WasiFiles::preopened(guest, std::path::Path::new(host))
+        }
+        None => vmext_host::wasi_files::WasiFiles::none(),
+    };
+    let mut instance = module
+        .instantiate_with(files)
+        .map_err(|e| format!("{e:#}"))?;
+    let inputs = if args.inputs.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        args.inputs.clone()
+    };
+    let started = Instant::now();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut records = |feed: &mut dyn FnMut(&[u8]) -> io::Result<()>| -> io::Result<()> {
+        for input in &inputs {
+            let reader: Box<dyn io::BufRead> = match input {
+                Input::Stdin => Box::new(io::BufReader::new(io::stdin())),
+                Input::File(path) => Box::new(io::BufReader::with_capacity(
+                    1 << 20,
+                    std::fs::File::open(path).map_err(|e| {
+                        io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                    })?,
+                )),
+            };
+            vmext_host::input::for_each_line(reader, |_, doc| feed(doc))?;
+        }
+        Ok(())
+    };
+    let summary = run_records(&mut instance, mode, "vmext", &mut records, &mut out)
+        .map_err(|e| e.to_string())?;
+    drop(out);
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "records {}: {} returned, {} with alerts, {} dropped, {} corrupt replies, {} traps; {:.1} MB in {:.2} s: {:.0} records/s, {:.1} MB/s",
+        summary.records,
+        summary.returned,
+        summary.with_alerts,
+        summary.records - summary.returned - summary.corrupt - summary.traps,
+        summary.corrupt,
+        summary.traps,
+        summary.bytes as f64 / 1e6,
+        secs,
+        summary.records as f64 / secs,
+        summary.bytes as f64 / 1e6 / secs,
+    );
+    Ok(if summary.corrupt > 0 || summary.traps > 0 {
+        ExitCode::from(3)
+    } else if summary.with_alerts > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn describe_rule(detector: &Detector) {
     let rule = detector.rule();
     println!("{} ({})", rule.name, rule.rule_id);
@@ -339,6 +430,13 @@ fn main() -> ExitCode {
             describe_rule(&detector);
             ExitCode::SUCCESS
         }
+        "fluent-bit" => match run_fluent_bit(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("vmext-detect: {e}");
+                ExitCode::from(2)
+            }
+        },
         "efficacy" => {
             use vmext_host::efficacy::{DEFAULT_RECORDS, markdown, measure};
             debug_assert_eq!(

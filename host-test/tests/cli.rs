@@ -178,3 +178,77 @@ fn profiles_and_exceptions_from_the_command_line() {
     assert_eq!(code, 2);
     assert!(err.contains("Cargo.toml: exceptions: not JSON"), "{err}");
 }
+
+/// `fluent-bit` runs the Fluent Bit module on records as Fluent Bit's filter would, including an
+/// exceptions file in a preopened directory.
+#[test]
+fn the_fluent_bit_module_from_the_command_line() {
+    let module = vmext_test_support::build_artefact(vmext_test_support::Artefact::FluentBit);
+    let module = module.to_str().unwrap();
+    let files = [
+        "fixtures/ecs/custom-script-extension.json",
+        "fixtures/ecs/microsoft-monitoring-agent.json",
+        "fixtures/ecs/outcome-failure.json",
+    ];
+    let mut args = vec![
+        "fluent-bit",
+        "--module",
+        module,
+        "--function",
+        "vmext_annotate",
+    ];
+    args.extend(files);
+    let (code, out, err) = detect(&args, b"");
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out.lines().count(), 3, "annotate returns every record");
+    assert!(
+        err.starts_with("records 3: 3 returned, 2 with alerts, 0 dropped, 0 corrupt"),
+        "{err}"
+    );
+
+    let dir = vmext_test_support::repo_root().join("fixtures/exceptions");
+    let mapping = format!("/etc/vmext={}", dir.display());
+    // The example list is named known-good-automation.json; the module reads exceptions.json.
+    let staged = vmext_test_support::repo_root().join("target/test-output/cli-fluent-bit");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::copy(
+        dir.join("known-good-automation.json"),
+        staged.join("exceptions.json"),
+    )
+    .unwrap();
+    let mapping_staged = format!("/etc/vmext={}", staged.display());
+    let mut args = vec![
+        "fluent-bit",
+        "--module",
+        module,
+        "--function",
+        "vmext_alerts",
+    ];
+    args.extend(["--accessible-path", &mapping_staged]);
+    args.extend(files);
+    let (code, out, err) = detect(&args, b"");
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(err.starts_with("records 3: 0 returned"), "{err}");
+    // Without the file in the preopened directory, nothing is suppressed.
+    let mut args = vec![
+        "fluent-bit",
+        "--module",
+        module,
+        "--function",
+        "vmext_alerts",
+    ];
+    args.extend(["--accessible-path", &mapping]);
+    args.extend(files);
+    let (code, _, err) = detect(&args, b"");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.starts_with("records 3: 2 returned, 2 with alerts"),
+        "{err}"
+    );
+    let (code, _, err) = detect(
+        &["fluent-bit", "--module", module, "--function", "main"],
+        b"",
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("no filter function `main`"), "{err}");
+}
