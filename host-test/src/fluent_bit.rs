@@ -105,7 +105,7 @@ impl FluentBitModule {
 
     fn with_config(path: &Path, config: Config, fuel: bool) -> wasmtime::Result<FluentBitModule> {
         let engine = Engine::new(&config)?;
-        let module = Module::from_file(&engine, path)?;
+        let module = crate::compile_cache::module(&engine, path)?;
         let mut linker = Linker::new(&engine);
         crate::wasi_files::define(&mut linker)?;
         linker.define_unknown_imports_as_traps(&module)?;

@@ -6,6 +6,7 @@
 //! * [`scan`] drives an evaluator over inputs and reports alerts, explanations and a summary;
 //! * [`generate`] and [`efficacy`] make synthetic corpora: for speed, and for detection efficacy.
 
+pub mod compile_cache;
 pub mod component;
 pub mod efficacy;
 pub mod evaluator;
