@@ -347,6 +347,10 @@ fn instantiate(
 }
 
 impl Evaluator for ComponentEvaluator {
+    fn prefers_batches(&self) -> bool {
+        true
+    }
+
     /// One call for the whole batch; if a document traps, the batch is retried one document
     /// at a time so that only that document fails.
     fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {

@@ -38,6 +38,12 @@ pub trait Evaluator {
     /// Evaluates one document; with `explain`, without the prefilter and with explanations.
     fn evaluate(&mut self, document: &[u8], explain: bool) -> DocumentResult;
 
+    /// Whether documents should be gathered into batches for [`Evaluator::evaluate_batch`]:
+    /// worth it behind a call boundary, a needless copy for the engine in this process.
+    fn prefers_batches(&self) -> bool {
+        false
+    }
+
     /// Evaluates several documents, in order. An artefact behind a call boundary overrides
     /// this to cross it once per batch instead of once per document.
     fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {

@@ -300,15 +300,13 @@ fn run_fluent_bit(args: &Args) -> Result<ExitCode, String> {
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut records = |feed: &mut dyn FnMut(&[u8]) -> io::Result<()>| -> io::Result<()> {
         for input in &inputs {
-            let reader: Box<dyn io::BufRead> = match input {
-                Input::Stdin => Box::new(io::BufReader::new(io::stdin())),
-                Input::File(path) => Box::new(io::BufReader::with_capacity(
-                    1 << 20,
-                    std::fs::File::open(path).map_err(|e| {
+            let reader: Box<dyn io::Read> =
+                match input {
+                    Input::Stdin => Box::new(io::stdin()),
+                    Input::File(path) => Box::new(std::fs::File::open(path).map_err(|e| {
                         io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                    })?,
-                )),
-            };
+                    })?),
+                };
             vmext_host::input::for_each_line(reader, |_, doc| feed(doc))?;
         }
         Ok(())

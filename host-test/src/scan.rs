@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -117,24 +117,27 @@ pub fn scan(
             input: name.clone(),
             error,
         };
-        let mut bar = Progress::for_input(input, progress);
+        let mut sink = Sink {
+            input: &name,
+            report,
+            out: &mut *out,
+            log: &mut *log,
+            bar: Progress::for_input(input, progress),
+        };
         let mut batch = Batch::default();
         let explain = report != Report::Alerts;
-        let mut flush = |batch: &mut Batch, summary: &mut Summary| -> io::Result<()> {
-            let results = evaluator.evaluate_batch(&batch.documents(), explain);
-            for ((line, start, end), result) in batch.spans.iter().zip(results) {
-                write_result(&name, *line, result, report, summary, out, log)?;
-                bar.advance((end - start) as u64 + 1);
-            }
-            batch.clear();
-            Ok(())
-        };
+        let batched = evaluator.prefers_batches();
         let mut handle = |line: u64, doc: &[u8]| -> io::Result<()> {
             summary.documents += 1;
             summary.bytes += doc.len() as u64 + 1;
+            if !batched {
+                // One document in, its result out: no copy.
+                let result = evaluator.evaluate(doc, explain);
+                return sink.write(line, result, doc.len(), &mut summary);
+            }
             batch.push(line, doc);
             if batch.is_full() {
-                flush(&mut batch, &mut summary)?;
+                flush(evaluator, &mut batch, explain, &mut sink, &mut summary)?;
             }
             Ok(())
         };
@@ -143,8 +146,7 @@ pub fn scan(
             Input::File(path) => match Layout::for_path(path) {
                 Layout::Ndjson => {
                     let file = File::open(path).map_err(wrap)?;
-                    for_each_line(BufReader::with_capacity(256 * 1024, file), &mut handle)
-                        .map_err(wrap)?
+                    for_each_line(file, &mut handle).map_err(wrap)?
                 }
                 Layout::Json => {
                     let mut text = Vec::new();
@@ -157,14 +159,61 @@ pub fn scan(
                 }
             },
         }
-        flush(&mut batch, &mut summary).map_err(wrap)?;
-        bar.finish();
+        flush(evaluator, &mut batch, explain, &mut sink, &mut summary).map_err(wrap)?;
+        sink.bar.finish();
     }
     out.flush().map_err(|error| ScanError {
         input: "<stdout>".to_owned(),
         error,
     })?;
     Ok(summary)
+}
+
+/// Where results go: the report, the log of bad records, the progress bar.
+struct Sink<'a> {
+    input: &'a str,
+    report: Report,
+    out: &'a mut dyn Write,
+    log: &'a mut dyn Write,
+    bar: Progress,
+}
+
+impl Sink<'_> {
+    fn write(
+        &mut self,
+        line: u64,
+        result: DocumentResult,
+        bytes: usize,
+        summary: &mut Summary,
+    ) -> io::Result<()> {
+        write_result(
+            self.input,
+            line,
+            result,
+            self.report,
+            summary,
+            self.out,
+            self.log,
+        )?;
+        self.bar.advance(bytes as u64 + 1);
+        Ok(())
+    }
+}
+
+/// Evaluates the batch in one call and writes its results in order.
+fn flush(
+    evaluator: &mut dyn Evaluator,
+    batch: &mut Batch,
+    explain: bool,
+    sink: &mut Sink<'_>,
+    summary: &mut Summary,
+) -> io::Result<()> {
+    let results = evaluator.evaluate_batch(&batch.documents(), explain);
+    for ((line, start, end), result) in batch.spans.iter().zip(results) {
+        sink.write(*line, result, end - start, summary)?;
+    }
+    batch.clear();
+    Ok(())
 }
 
 /// Documents waiting to be evaluated together: copies in one buffer, with their lines.
