@@ -108,13 +108,14 @@ impl Needle {
         &self.literal
     }
 
-    /// Whether `text` contains the needle. Natively memchr's SIMD search; on wasm32, which
-    /// has no SIMD here (Fluent Bit's runtime refuses it), Horspool's skipping search, which
-    /// looks at roughly one byte in every needle-length on text that does not contain it.
+    /// Whether `text` contains the needle. Natively, and on wasm32 built with SIMD (the
+    /// component), memchr's SIMD search; on wasm32 without SIMD (the Fluent Bit module: its
+    /// runtime refuses SIMD), Horspool's skipping search, which looks at roughly one byte in
+    /// every needle-length on text that does not contain it.
     fn found_in(&self, text: &[u8]) -> bool {
         if self.folded {
             self.horspool.find_folded(&self.canonical, text)
-        } else if cfg!(target_arch = "wasm32") {
+        } else if cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
             self.horspool.find(&self.canonical, text)
         } else {
             self.finder.find(text).is_some()
