@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the engine: loading the rule, evaluating one record of each shape
-//! (matching, near miss, and rejected by the prefilter), the prefilter alone, and explanations.
+//! (matching, near miss, and rejected by the prefilter), the prefilter alone, explanations, and
+//! the alert builder alone.
 //!
 //! `cargo bench -p vmext-engine --bench engine`. Records are shipped fixtures; the "rejected"
 //! records are the same fixtures with another operation name, so they differ only where the
@@ -83,5 +84,26 @@ fn evaluate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rule, evaluate);
+/// Building one alert from a record's view, without parsing or evaluating: the part the
+/// `evaluate: alert` case adds over a near miss.
+fn alert_builder(c: &mut Criterion) {
+    let rule = Rule::seed();
+    let template = vmext_engine::alert::AlertTemplate::new(&rule);
+    let text = fixture("ecs/custom-script-extension.json");
+    let view = vmext_json::parse(&text).unwrap();
+    c.bench_function("alert builder/ecs", |b| {
+        b.iter(|| {
+            template.alert(
+                &rule,
+                black_box(&view),
+                vmext_engine::Shape::Ecs,
+                None,
+                Some("CUSTOMSCRIPTEXTENSION".to_owned()),
+                None,
+            )
+        })
+    });
+}
+
+criterion_group!(benches, rule, evaluate, alert_builder);
 criterion_main!(benches);

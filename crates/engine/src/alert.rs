@@ -37,14 +37,15 @@ fn owned_by_alert(field: &str) -> bool {
 
 /// What a hardened profile's alert says about itself.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Hardening {
+pub struct Hardening {
     /// Whether the faithful rule matched the record too; `false` marks a blind spot closed.
-    pub(crate) faithful_match: bool,
+    pub faithful_match: bool,
 }
 
-/// The parts of every alert that depend only on the rule, built once per detector.
+/// The alert builder: the parts of every alert that depend only on the rule, built once per
+/// detector, and [`AlertTemplate::alert`], which adds one record's parts.
 #[derive(Debug, Clone)]
-pub(crate) struct AlertTemplate {
+pub struct AlertTemplate {
     members: Vec<(Cow<'static, str>, Value<'static>)>,
 }
 
@@ -53,7 +54,8 @@ fn strings(items: impl IntoIterator<Item = impl Into<String>>) -> Value<'static>
 }
 
 impl AlertTemplate {
-    pub(crate) fn new(rule: &Rule) -> Self {
+    /// The template for a rule.
+    pub fn new(rule: &Rule) -> Self {
         let mut m: Vec<(Cow<'static, str>, Value<'static>)> = Vec::new();
         set_path(&mut m, "event.kind", Value::string("alert"));
         set_path(
@@ -165,14 +167,14 @@ impl AlertTemplate {
 
     /// The rule-only members as one compact JSON object (what translations into other
     /// languages, such as VRL, copy into every alert).
-    pub(crate) fn json(&self) -> String {
+    pub fn json(&self) -> String {
         let mut out = String::new();
         vmext_json::write_value(&mut out, &Value::Object(self.members.clone()));
         out
     }
 
     /// The alert for one matching record, given its ECS view.
-    pub(crate) fn alert(
+    pub fn alert(
         &self,
         rule: &Rule,
         view: &Value<'_>,

@@ -14,7 +14,7 @@
 //! assert_eq!(detector.evaluate(br#"{"operationName":"X"}"#).unwrap(), Outcome::Rejected);
 //! ```
 
-mod alert;
+pub mod alert;
 pub mod azure;
 mod detector;
 pub mod documents;
