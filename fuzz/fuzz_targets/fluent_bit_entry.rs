@@ -7,7 +7,9 @@
 use std::ffi::CStr;
 
 use libfuzzer_sys::fuzz_target;
-use vmext_guest::fluent_bit::{vmext_alerts, vmext_annotate};
+use vmext_guest::fluent_bit::{
+    vmext_alerts, vmext_alerts_hardened, vmext_annotate, vmext_annotate_hardened,
+};
 
 type Entry = unsafe extern "C" fn(*const u8, u32, u32, u32, *const u8, u32) -> *const u8;
 
@@ -33,4 +35,6 @@ fn check(entry: Entry, record: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     check(vmext_annotate, data);
     check(vmext_alerts, data);
+    check(vmext_annotate_hardened, data);
+    check(vmext_alerts_hardened, data);
 });
