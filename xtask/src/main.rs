@@ -18,7 +18,8 @@ const USAGE: &str = "usage: cargo xtask <run|test|build>
   playground
          build the browser playground and serve it on http://127.0.0.1:8080/
   fuzz [SECONDS]
-         run every fuzz target for SECONDS each (default 600) with cargo-fuzz on nightly";
+         run every fuzz target for SECONDS each (default 600) with cargo-fuzz on nightly
+  vrl    regenerate the Vector artefacts (vector/: the rule as VRL, vector.yaml with its tests)";
 
 /// The fuzz targets (`fuzz/fuzz_targets/*.rs`).
 const FUZZ_TARGETS: [&str; 4] = ["kql_parser", "evaluator", "prefilter", "fluent_bit_entry"];
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         "test" => test(),
         "build" => build(),
         "playground" => playground(),
+        "vrl" => vrl(),
         "fuzz" => {
             let seconds = std::env::args()
                 .nth(2)
@@ -456,6 +458,15 @@ fn fuzz(seconds: u64) -> Result<(), String> {
                 "fuzz target {target} found a failure (see fuzz/artifacts/{target})"
             ));
         }
+    }
+    Ok(())
+}
+
+/// Writes the Vector artefacts from the rule and the fixtures (`vector/`).
+fn vrl() -> Result<(), String> {
+    let written = vmext_vrl::artefacts::write(&root()).map_err(|e| e.to_string())?;
+    for path in written {
+        eprintln!("    -> {path}");
     }
     Ok(())
 }
