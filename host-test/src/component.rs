@@ -25,6 +25,8 @@ pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "filter",
+        // Parameters borrow: documents go to the guest straight from the scan's buffer.
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
 }
 
@@ -320,15 +322,15 @@ fn instantiate(
         _ if *options != DetectorOptions::default() => {
             let source = match rule {
                 RuleSource::Seed => api::RuleSource::Seed,
-                RuleSource::Toml(t) => api::RuleSource::Toml(t.clone()),
-                RuleSource::Query(q) => api::RuleSource::Query(q.clone()),
+                RuleSource::Toml(t) => api::RuleSource::Toml(t),
+                RuleSource::Query(q) => api::RuleSource::Query(q),
             };
             let profile = match options.profile {
                 ProfileName::Faithful => api::Profile::Faithful,
                 ProfileName::Hardened => api::Profile::Hardened,
             };
             guest
-                .call_configure(&mut store, &source, profile, options.exceptions.as_deref())?
+                .call_configure(&mut store, source, profile, options.exceptions.as_deref())?
                 .map_err(|e| SetupError::Rule(describe_error(&e)))?
         }
         RuleSource::Seed => guest.call_seed(&mut store)?,
@@ -356,12 +358,11 @@ impl Evaluator for ComponentEvaluator {
     fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {
         let live = &mut self.live;
         live.store.set_epoch_deadline(self.limits.deadline_ticks());
-        let owned: Vec<Vec<u8>> = documents.iter().map(|d| d.to_vec()).collect();
         let result = live
             .bindings
             .vmext_detect_detector()
             .detector()
-            .call_evaluate_batch(&mut live.store, live.detector, &owned, explain);
+            .call_evaluate_batch(&mut live.store, live.detector, documents, explain);
         match result {
             Ok(list) => list.into_iter().map(convert).collect(),
             // One document stopped the batch: retry one by one so that only it fails.
