@@ -195,73 +195,46 @@ fn check(profile: ProfileName, record: &[u8]) -> Result<Checked, RecordError> {
     })
 }
 
-/// The annotate mode, faithful profile; see the module documentation.
-///
-/// # Safety
-/// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by a NUL.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmext_annotate(
-    _tag: *const u8,
-    _tag_len: u32,
-    _time_sec: u32,
-    _time_nsec: u32,
-    record: *const u8,
-    record_len: u32,
-) -> *const u8 {
-    // SAFETY: forwarded from Fluent Bit's guarantee.
-    unsafe { annotate(ProfileName::Faithful, record, record_len) }
+/// Defines one exported filter function: Fluent Bit's six-argument C signature over one mode
+/// and one profile.
+macro_rules! filter_function {
+    ($(#[$doc:meta])* $name:ident => $mode:ident($profile:expr)) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by
+        /// a NUL.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            _tag: *const u8,
+            _tag_len: u32,
+            _time_sec: u32,
+            _time_nsec: u32,
+            record: *const u8,
+            record_len: u32,
+        ) -> *const u8 {
+            // SAFETY: forwarded from Fluent Bit's guarantee.
+            unsafe { $mode($profile, record, record_len) }
+        }
+    };
 }
 
-/// The annotate mode, hardened profile; see the module documentation.
-///
-/// # Safety
-/// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by a NUL.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmext_annotate_hardened(
-    _tag: *const u8,
-    _tag_len: u32,
-    _time_sec: u32,
-    _time_nsec: u32,
-    record: *const u8,
-    record_len: u32,
-) -> *const u8 {
-    // SAFETY: forwarded from Fluent Bit's guarantee.
-    unsafe { annotate(ProfileName::Hardened, record, record_len) }
-}
-
-/// The alerts-only mode, faithful profile; see the module documentation.
-///
-/// # Safety
-/// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by a NUL.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmext_alerts(
-    _tag: *const u8,
-    _tag_len: u32,
-    _time_sec: u32,
-    _time_nsec: u32,
-    record: *const u8,
-    record_len: u32,
-) -> *const u8 {
-    // SAFETY: forwarded from Fluent Bit's guarantee.
-    unsafe { alerts(ProfileName::Faithful, record, record_len) }
-}
-
-/// The alerts-only mode, hardened profile; see the module documentation.
-///
-/// # Safety
-/// Called by Fluent Bit with `record` null or pointing to `record_len` bytes followed by a NUL.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmext_alerts_hardened(
-    _tag: *const u8,
-    _tag_len: u32,
-    _time_sec: u32,
-    _time_nsec: u32,
-    record: *const u8,
-    record_len: u32,
-) -> *const u8 {
-    // SAFETY: forwarded from Fluent Bit's guarantee.
-    unsafe { alerts(ProfileName::Hardened, record, record_len) }
-}
+filter_function!(
+    /// The annotate mode, faithful profile; see the module documentation.
+    vmext_annotate => annotate(ProfileName::Faithful)
+);
+filter_function!(
+    /// The annotate mode, hardened profile; see the module documentation.
+    vmext_annotate_hardened => annotate(ProfileName::Hardened)
+);
+filter_function!(
+    /// The alerts-only mode, faithful profile; see the module documentation.
+    vmext_alerts => alerts(ProfileName::Faithful)
+);
+filter_function!(
+    /// The alerts-only mode, hardened profile; see the module documentation.
+    vmext_alerts_hardened => alerts(ProfileName::Hardened)
+);
 
 /// Every record back; alerts added to the matching ones.
 ///

@@ -65,24 +65,16 @@ fn store(path: &Path, compiled: &[u8]) {
 
 /// The component at `path`, from the cache when it holds it, else compiled (and cached).
 pub fn component(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    let bytes = std::fs::read(path)?;
-    let Some(cached) = cache_dir().map(|dir| dir.join(key(engine, "component", &bytes))) else {
-        return Component::new(engine, &bytes);
-    };
-    if cached.is_file() {
-        // SAFETY: the file was written by `store` below from wasmtime's own serialisation of
-        // this exact module (the name is a hash of its bytes and of the engine's
-        // compatibility); wasmtime checks the header and refuses an incompatible file. The
-        // cache directory is the user's own (see the module documentation).
-        if let Ok(component) = unsafe { Component::deserialize_file(engine, &cached) } {
-            return Ok(component);
-        }
-    }
-    let component = Component::new(engine, &bytes)?;
-    if let Ok(compiled) = component.serialize() {
-        store(&cached, &compiled);
-    }
-    Ok(component)
+    cached(
+        engine,
+        path,
+        cache_dir(),
+        "component",
+        |engine, bytes| Component::new(engine, bytes),
+        // SAFETY: see `cached`.
+        |engine, file| unsafe { Component::deserialize_file(engine, file) },
+        Component::serialize,
+    )
 }
 
 /// The core module at `path`, from the cache when it holds it, else compiled (and cached).
@@ -91,21 +83,47 @@ pub fn module(engine: &Engine, path: &Path) -> wasmtime::Result<Module> {
 }
 
 fn module_in(engine: &Engine, path: &Path, dir: Option<PathBuf>) -> wasmtime::Result<Module> {
+    cached(
+        engine,
+        path,
+        dir,
+        "module",
+        |engine, bytes| Module::new(engine, bytes),
+        // SAFETY: see `cached`.
+        |engine, file| unsafe { Module::deserialize_file(engine, file) },
+        Module::serialize,
+    )
+}
+
+/// Loads compiled code from `dir` when it holds this module's, else compiles and stores it.
+///
+/// `deserialize` is only ever given a file that `store` wrote from wasmtime's own
+/// serialisation of this exact module: its name is a hash of the module's bytes and of the
+/// engine's compatibility, wasmtime checks the header and refuses an incompatible file, and
+/// the directory is the user's own (see the module documentation).
+fn cached<T>(
+    engine: &Engine,
+    path: &Path,
+    dir: Option<PathBuf>,
+    kind: &str,
+    compile: impl Fn(&Engine, &[u8]) -> wasmtime::Result<T>,
+    deserialize: impl Fn(&Engine, &Path) -> wasmtime::Result<T>,
+    serialize: impl Fn(&T) -> wasmtime::Result<Vec<u8>>,
+) -> wasmtime::Result<T> {
     let bytes = std::fs::read(path)?;
-    let Some(cached) = dir.map(|dir| dir.join(key(engine, "module", &bytes))) else {
-        return Module::new(engine, &bytes);
+    let Some(file) = dir.map(|dir| dir.join(key(engine, kind, &bytes))) else {
+        return compile(engine, &bytes);
     };
-    if cached.is_file() {
-        // SAFETY: as for components above.
-        if let Ok(module) = unsafe { Module::deserialize_file(engine, &cached) } {
-            return Ok(module);
-        }
+    if file.is_file()
+        && let Ok(loaded) = deserialize(engine, &file)
+    {
+        return Ok(loaded);
     }
-    let module = Module::new(engine, &bytes)?;
-    if let Ok(compiled) = module.serialize() {
-        store(&cached, &compiled);
+    let compiled = compile(engine, &bytes)?;
+    if let Ok(serialised) = serialize(&compiled) {
+        store(&file, &serialised);
     }
-    Ok(module)
+    Ok(compiled)
 }
 
 #[cfg(test)]

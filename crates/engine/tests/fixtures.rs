@@ -229,40 +229,24 @@ fn hardened_changes_are_proven_by_their_fixtures() {
     }
 }
 
-/// Replaces the text between two markers in the README, or fails with how to regenerate it.
-fn check_generated_section(begin: &str, end: &str, generated: &str) {
-    let path = vmext_test_support::repo_root().join("README.md");
-    let readme = std::fs::read_to_string(&path).unwrap();
-    let start = readme.find(begin).expect("README has the markers") + begin.len();
-    let stop = readme.find(end).unwrap();
-    if readme[start..stop] != *generated {
-        if std::env::var("VMEXT_BLESS").is_ok_and(|v| v == "1") {
-            let updated = format!("{}{}{}", &readme[..start], generated, &readme[stop..]);
-            std::fs::write(&path, updated).unwrap();
-        } else {
-            panic!(
-                "a generated README section is stale: run `VMEXT_BLESS=1 cargo test -p vmext-engine --test fixtures`"
-            );
-        }
-    }
-}
-
 /// Run with `VMEXT_BLESS=1` to rewrite the table after changing the fixtures.
 #[test]
 fn readme_edge_case_table_is_current() {
-    check_generated_section(
+    vmext_test_support::check_readme_section(
         "<!-- edge-cases:begin (generated from fixtures/cases.toml) -->\n",
         "<!-- edge-cases:end -->",
         &edge_case_table(),
+        "cargo test -p vmext-engine --test fixtures",
     );
 }
 
 /// Run with `VMEXT_BLESS=1` to rewrite the list after changing the hardened profile.
 #[test]
 fn readme_hardened_changes_are_current() {
-    check_generated_section(
+    vmext_test_support::check_readme_section(
         "<!-- hardened-changes:begin (generated from rules/azure_vm_extension_deployment_by_user.hardened.toml) -->\n",
         "<!-- hardened-changes:end -->",
         &hardened_changes_list(),
+        "cargo test -p vmext-engine --test fixtures",
     );
 }

@@ -40,6 +40,37 @@ pub fn shared_path(relative: &str) -> Option<PathBuf> {
     None
 }
 
+/// Checks that the README's text between the `begin` and `end` markers is `generated`. With
+/// `VMEXT_BLESS=1` it rewrites that text instead; otherwise a difference fails, naming
+/// `regenerate`, the command that rewrites it.
+///
+/// # Panics
+/// When the README or its markers are missing, or the section differs without `VMEXT_BLESS=1`.
+#[allow(clippy::panic)]
+pub fn check_readme_section(begin: &str, end: &str, generated: &str, regenerate: &str) {
+    let path = repo_root().join("README.md");
+    let readme = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let (Some(start), Some(stop)) = (readme.find(begin), readme.find(end)) else {
+        panic!("README.md lacks the markers {begin:?} and {end:?}");
+    };
+    let start = start + begin.len();
+    if readme.get(start..stop) == Some(generated) {
+        return;
+    }
+    if std::env::var("VMEXT_BLESS").is_ok_and(|v| v == "1") {
+        let updated = format!(
+            "{}{generated}{}",
+            readme.get(..start).unwrap_or_default(),
+            readme.get(stop..).unwrap_or_default()
+        );
+        std::fs::write(&path, updated)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    } else {
+        panic!("a generated README section is stale: run `VMEXT_BLESS=1 {regenerate}`");
+    }
+}
+
 /// Every shipped fixture file (`fixtures/ecs/*`, `fixtures/raw/*`), in a stable order.
 ///
 /// # Panics
