@@ -29,7 +29,7 @@ pub fn normalise(code: &mut Code, text: &str, out: &str) {
         v(code, "tms"),
         v(code, "toff"),
     );
-    let int = |name: &str| format!("parse_int(string({name}) ?? \"\", 10) ?? 0");
+    let int = |name: &str| format!("(parse_int(string({name}) ?? \"\", 10) ?? 0)");
     code.comment("`time` -> `@timestamp`: UTC, milliseconds truncated (the engine's normalise)");
     code.line(&format!("{out} = null"));
     code.line(&format!("{t} = strip_whitespace({text})"));

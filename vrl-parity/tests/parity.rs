@@ -1,0 +1,131 @@
+//! The generated VRL program against the engine, in the VRL runtime.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use std::path::{Path, PathBuf};
+
+use vmext_vrl_parity::generate::{CorpusShape, CorpusSpec, generate};
+use vmext_vrl_parity::{Parity, Vrl, to_json, vector_event};
+
+/// The seed program, compiled once for all tests (compiling it takes a while).
+fn parity() -> &'static Parity {
+    static PARITY: std::sync::OnceLock<Parity> = std::sync::OnceLock::new();
+    PARITY.get_or_init(|| Parity::seed().unwrap())
+}
+use vrl::value::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for shape in ["ecs", "raw"] {
+        for entry in std::fs::read_dir(root().join("fixtures").join(shape)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn every_fixture_gives_the_engines_verdicts_and_alerts() {
+    let parity = parity();
+    let mut alerts = 0;
+    let files = fixtures();
+    for path in &files {
+        let text = std::fs::read(path).unwrap();
+        let checked = parity
+            .check(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // Every fixture means the same after Vector's decoding.
+        assert!(!checked.decoding_matters, "{}", path.display());
+        alerts += checked.alerts;
+    }
+    // cases.toml lists one verdict per record; every "alert" must have been raised.
+    let cases = std::fs::read_to_string(root().join("fixtures/cases.toml")).unwrap();
+    let expected: usize = cases
+        .lines()
+        .filter(|l| l.starts_with("expect ="))
+        .map(|l| l.matches("\"alert\"").count())
+        .sum();
+    assert_eq!(alerts, expected);
+    assert!(files.len() >= 59, "{} fixtures", files.len());
+    eprintln!("parity: {} fixtures, {alerts} alerts", files.len());
+}
+
+#[test]
+fn generated_records_of_both_shapes_give_the_engines_verdicts_and_alerts() {
+    let parity = parity();
+    for (shape, seed) in [(CorpusShape::Ecs, 11), (CorpusShape::Raw, 12)] {
+        let spec = CorpusSpec {
+            records: 3000,
+            shape,
+            true_positive_rate: 0.2,
+            near_miss_rate: 0.4,
+            seed,
+        };
+        let mut corpus = Vec::new();
+        generate(&spec, &mut corpus).unwrap();
+        let (mut records, mut alerts) = (0, 0);
+        for line in corpus.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let checked = parity.check(line).unwrap_or_else(|e| {
+                panic!(
+                    "{shape:?} record {records}: {e}\n{}",
+                    String::from_utf8_lossy(line)
+                )
+            });
+            assert!(!checked.decoding_matters);
+            records += 1;
+            alerts += checked.alerts;
+        }
+        assert_eq!(records, 3000);
+        assert!(alerts > 400, "{shape:?}: {alerts} alerts");
+        eprintln!("parity: {records} generated {shape:?} records, {alerts} alerts");
+    }
+}
+
+#[test]
+fn the_vector_unit_tests_pass_in_the_vrl_runtime() {
+    let program = &parity().program;
+    let tests = vmext_vrl::artefacts::unit_tests(&root()).unwrap();
+    assert!(!tests.is_empty());
+    for test in &tests {
+        let input = Vrl::compile(&test.input).unwrap();
+        let event = input.run(Value::Object(Default::default())).unwrap();
+        let output = program.run(event).unwrap();
+        let conditions =
+            Vrl::compile(&test.conditions).unwrap_or_else(|e| panic!("{}: {e}", test.name));
+        conditions
+            .run(output.clone())
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", test.name, to_json(&output)));
+    }
+    // The assertions can fail: a test's conditions reject another fixture's output.
+    let yes = tests
+        .iter()
+        .find(|t| t.conditions.contains("length("))
+        .unwrap();
+    let no = tests
+        .iter()
+        .find(|t| t.conditions.contains("!exists("))
+        .unwrap();
+    let input = Vrl::compile(&no.input).unwrap();
+    let event = program
+        .run(input.run(Value::Object(Default::default())).unwrap())
+        .unwrap();
+    assert!(Vrl::compile(&yes.conditions).unwrap().run(event).is_err());
+}
+
+#[test]
+fn the_program_changes_nothing_but_the_alert_key() {
+    let parity = parity();
+    let text = br#"{"operationName":"X","vmext_alerts":"kept","records":[1]}"#;
+    let event = vector_event(text).unwrap();
+    assert_eq!(parity.program.run(event.clone()).unwrap(), event);
+}
