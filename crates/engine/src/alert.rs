@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use vmext_json::{Number, Value};
 
-use crate::azure::{Shape, set_path};
+use crate::azure::{Shape, borrowed, set_path};
 use crate::rule::Rule;
 
 /// One alert.
@@ -191,7 +191,13 @@ impl AlertTemplate {
         if let Some(ts) = &timestamp {
             set_path(&mut doc, "@timestamp", Value::string(ts.as_str()));
         }
-        doc.extend(self.members.iter().cloned());
+        // Borrowed, not cloned: the rule's texts (its description above all) are written
+        // straight from the template instead of being copied into every alert first.
+        doc.extend(
+            self.members
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k.as_ref()), borrowed(v))),
+        );
         let mut investigation = Vec::new();
         for field in &rule.investigation_fields {
             if field == "@timestamp" {

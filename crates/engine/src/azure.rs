@@ -182,7 +182,7 @@ pub fn ecs_presence(field: &str) -> Presence {
 // Building documents
 
 /// A value that borrows all its text from `v`.
-fn borrowed<'v>(v: &'v Value<'_>) -> Value<'v> {
+pub(crate) fn borrowed<'v>(v: &'v Value<'_>) -> Value<'v> {
     match v {
         Value::Null => Value::Null,
         Value::Bool(b) => Value::Bool(*b),
