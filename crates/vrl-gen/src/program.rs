@@ -62,14 +62,19 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     code.open(&format!("if is_object({record}) {{"));
     let shape = shape(&mut code, record);
     let view = "_vmext_view";
-    let mut fields = query_fields(root);
-    fields.extend(rule.investigation_fields.iter().cloned());
-    fields.push(FAMILY_FIELD.to_owned());
-    let needs = Needs::of(fields.iter().map(String::as_str))?;
+    // The view is built in two steps: the fields the query reads for every record, and, only
+    // for a record that matches, again with the fields its alert reads as well (the time,
+    // the caller and the like cost more than most records are worth).
+    let query_fields = query_fields(root);
+    let mut alert_fields = query_fields.clone();
+    alert_fields.extend(rule.investigation_fields.iter().cloned());
+    alert_fields.push(FAMILY_FIELD.to_owned());
+    let query_needs = Needs::of(query_fields.iter().map(String::as_str))?;
+    let alert_needs = Needs::of(alert_fields.iter().map(String::as_str))?;
     // Declared here: a variable first set inside a block ends with the block.
     code.line(&format!("{view} = {{}}"));
     code.open(&format!("if {shape} == \"azure-raw\" {{"));
-    raw::view(&mut code, record, view, &needs);
+    raw::view(&mut code, record, view, &query_needs);
     code.reopen("} else {");
     ecs_view(&mut code, record, view)?;
     code.close();
@@ -81,6 +86,9 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     let matched = Translator::new(&mut code).node(root, view)?;
     code.line(&format!("_vmext_matched = {matched}"));
     code.open("if _vmext_matched {");
+    code.open(&format!("if {shape} == \"azure-raw\" {{"));
+    raw::view(&mut code, record, view, &alert_needs);
+    code.close();
     let alert = alert(&mut code, rule, root, view, &shape)?;
     code.line(&format!(
         "if {envelope} {{ {alert} = set({alert}, [\"vmext\", \"envelope_index\"], {index}) ?? {alert} }}"
@@ -167,9 +175,7 @@ fn ecs_view(code: &mut Code, record: &str, view: &str) -> Result<(), TranslateEr
     // A member already named `data_stream.dataset` holds nothing indexed; the engine's view
     // then has two such members, which read as one array of both values.
     let old = "_old_dataset";
-    code.line(&format!(
-        "{old} = get({record}, [\"data_stream.dataset\"]) ?? null"
-    ));
+    code.line(&format!("{old} = {record}.\"data_stream.dataset\""));
     code.open(&format!(
         "if includes(keys(object({record}) ?? {{}}), \"data_stream.dataset\") {{"
     ));

@@ -196,60 +196,83 @@ impl<'c> Translator<'c> {
                 string_array(keys.iter().map(String::as_str))
             })
             .collect();
-        let rounds: Vec<String> = (0..n).map(|r| r.to_string()).collect();
+        let rests: Vec<String> = (0..n)
+            .map(|b| {
+                string(&format!(
+                    "{}.",
+                    segments.get(b..).unwrap_or_default().join(".")
+                ))
+            })
+            .collect();
         self.code.comment(&format!("values of `{}`", field.name));
-        self.code.line(&format!("_cw = [[{root}, 0]]"));
         if descendants {
             self.code.line(&format!("{DESCENDANTS} = []"));
         }
-        self.code.open(&format!(
-            "for_each([{}]) -> |_cr, _cs| {{",
-            rounds.join(", ")
-        ));
-        self.code.line("_cn = []");
-        self.code
-            .open(&format!("for_each({}) -> |_ci, _cp| {{", array("_cw")));
-        self.code.line(&format!("_ce = {}", item("_cp", 0)));
-        self.code
-            .line(&format!("_cb = int({}) ?? {n}", item("_cp", 1)));
-        self.code.open(&format!("if _cb >= {n} {{"));
-        self.code.line("_cn = push(_cn, _cp)");
-        self.code.reopen("} else if is_object(_ce) {");
-        self.code.open(&format!(
-            "for_each(array(get([{}], [_cb]) ?? null) ?? []) -> |_cj, _ck| {{",
-            keys.join(", ")
-        ));
-        self.code
-            .open("for_each(flatten([get(_ce, [_ck]) ?? null])) -> |_cm, _cx| {");
-        self.code
-            .line("if !is_null(_cx) { _cn = push(_cn, [_cx, _cb + _cj + 1]) }");
-        self.code.close();
-        self.code.close();
-        if descendants {
-            // Keys that extend the rest of the path through a dot: `rests[b]` + `.`.
-            let rests: Vec<String> = (0..n)
-                .map(|b| {
-                    string(&format!(
-                        "{}.",
-                        segments.get(b..).unwrap_or_default().join(".")
-                    ))
-                })
-                .collect();
+        // The first step reads the root in place (putting it in the work list would copy the
+        // whole record); later steps expand the work list.
+        self.code.line("_cw = []");
+        // Static paths on the root variable: a path reads only the value it names, where
+        // passing the variable to a function would copy the whole record first.
+        for end in 1..=n {
+            let key = segments.get(..end).unwrap_or_default().join(".");
             self.code.line(&format!(
-                "_cq = string(get([{}], [_cb]) ?? null) ?? \"\"",
-                rests.join(", ")
+                "for_each(flatten([{root}.{}])) -> |_cm, _cx| {{ if !is_null(_cx) {{ _cw = push(_cw, [_cx, {end}]) }} }}",
+                string(&key)
             ));
-            self.code
-                .open("for_each(object(_ce) ?? {}) -> |_cl, _cx| {");
+        }
+        if descendants {
+            self.code.open(&format!(
+                "for_each(object({root}) ?? {{}}) -> |_cl, _cx| {{"
+            ));
             self.code.line(&format!(
-                "if starts_with(_cl, _cq) {{ {DESCENDANTS} = push({DESCENDANTS}, _cx) }}"
+                "if starts_with(_cl, {}) {{ {DESCENDANTS} = push({DESCENDANTS}, _cx) }}",
+                rests.first().map_or("\"\"", String::as_str)
             ));
             self.code.close();
         }
-        self.code.close();
-        self.code.close();
-        self.code.line("_cw = _cn");
-        self.code.close();
+        if n > 1 {
+            let rounds: Vec<String> = (1..n).map(|r| r.to_string()).collect();
+            self.code.open(&format!(
+                "for_each([{}]) -> |_cr, _cs| {{",
+                rounds.join(", ")
+            ));
+            self.code.line("_cn = []");
+            self.code
+                .open(&format!("for_each({}) -> |_ci, _cp| {{", array("_cw")));
+            self.code.line(&format!("_ce = {}", item("_cp", 0)));
+            self.code
+                .line(&format!("_cb = int({}) ?? {n}", item("_cp", 1)));
+            self.code.open(&format!("if _cb >= {n} {{"));
+            self.code.line("_cn = push(_cn, _cp)");
+            self.code.reopen("} else if is_object(_ce) {");
+            self.code.open(&format!(
+                "for_each(array(get([{}], [_cb]) ?? null) ?? []) -> |_cj, _ck| {{",
+                keys.join(", ")
+            ));
+            self.code
+                .open("for_each(flatten([get(_ce, [_ck]) ?? null])) -> |_cm, _cx| {");
+            self.code
+                .line("if !is_null(_cx) { _cn = push(_cn, [_cx, _cb + _cj + 1]) }");
+            self.code.close();
+            self.code.close();
+            if descendants {
+                // Keys that extend the rest of the path through a dot: `rests[b]`.
+                self.code.line(&format!(
+                    "_cq = string(get([{}], [_cb]) ?? null) ?? \"\"",
+                    rests.join(", ")
+                ));
+                self.code
+                    .open("for_each(object(_ce) ?? {}) -> |_cl, _cx| {");
+                self.code.line(&format!(
+                    "if starts_with(_cl, _cq) {{ {DESCENDANTS} = push({DESCENDANTS}, _cx) }}"
+                ));
+                self.code.close();
+            }
+            self.code.close();
+            self.code.close();
+            self.code.line("_cw = _cn");
+            self.code.close();
+        }
         self.code.line(&format!("{VALUES} = []"));
         self.code.line(&format!(
             "for_each({}) -> |_ci, _cp| {{ {VALUES} = push({VALUES}, {}) }}",
@@ -566,6 +589,7 @@ mod tests {
         let v = vrl("a.b:*").unwrap();
         assert!(v.contains("map_values("), "{v}");
         assert!(v.contains("recursive: true"), "{v}");
+        assert!(v.contains(r#"starts_with(_cl, "a.b.")"#), "{v}");
         assert!(v.contains(r#"starts_with(_cl, _cq)"#), "{v}");
         assert!(v.contains(r#"["a.b.", "b."]"#), "{v}");
     }
@@ -578,7 +602,7 @@ mod tests {
             v.contains(r#"[["a", "a.b", "a.b.c"], ["b", "b.c"], ["c"]]"#),
             "{v}"
         );
-        assert!(v.contains("for_each([0, 1, 2])"), "{v}");
+        assert!(v.contains("for_each([1, 2])"), "{v}");
         // Arrays at any level are flattened.
         assert!(v.contains("flatten([get("), "{v}");
     }
@@ -598,7 +622,7 @@ mod tests {
     fn nested_queries_run_on_each_object() {
         let v = vrl("a:{ b:x and c:y }").unwrap();
         assert!(v.contains("is_object(_o1)"), "{v}");
-        assert!(v.contains(r#"get(_ce"#), "{v}");
+        assert!(v.contains(r#"flatten([_o1."b"])"#), "{v}");
     }
 
     #[test]

@@ -304,7 +304,7 @@ pub(crate) fn view(code: &mut Code, raw: &str, view: &str, needs: &Needs) {
     if needs.has(Part::Outcome) {
         let (r, o) = (String::from("_rt"), String::from("_outcome"));
         code.line(&format!("{o} = null"));
-        code.line(&format!("{r} = get({raw}, [\"resultType\"]) ?? null"));
+        code.line(&format!("{r} = {raw}.resultType"));
         code.open(&format!("if is_string({r}) {{"));
         code.line(&format!("{r} = downcase(string({r}) ?? \"\")"));
         code.line(&format!(
@@ -312,9 +312,7 @@ pub(crate) fn view(code: &mut Code, raw: &str, view: &str, needs: &Needs) {
         ));
         code.close();
         code.open(&format!("if is_null({o}) {{"));
-        code.line(&format!(
-            "{r} = get({raw}, [\"properties\", \"result\"]) ?? null"
-        ));
+        code.line(&format!("{r} = {raw}.properties.result"));
         code.line(&format!(
             "if includes([\"success\", \"failure\", \"unknown\"], {r}) {{ {o} = {r} }}"
         ));
@@ -330,7 +328,7 @@ pub(crate) fn view(code: &mut Code, raw: &str, view: &str, needs: &Needs) {
     }
     if needs.has(Part::Dataset) {
         code.line(&format!(
-            "if includes({}, get({raw}, [\"category\"]) ?? null) {{ {} }}",
+            "if includes({}, {raw}.category) {{ {} }}",
             string_array(ACTIVITY_LOG_CATEGORIES),
             set(
                 view,
@@ -633,7 +631,10 @@ mod tests {
             &needs(&["event.outcome"]).unwrap(),
         );
         let v = code.finish();
-        assert!(v.contains("\"resultType\""), "{v}");
+        assert!(
+            v.contains("_vmext_record.resultType") || v.contains("_r.resultType"),
+            "{v}"
+        );
         assert!(!v.contains("resourceId"), "{v}");
         let mut code = Code::new();
         view(

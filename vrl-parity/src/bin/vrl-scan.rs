@@ -19,6 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let compiling = Instant::now();
     let program = match Vrl::seed() {
         Ok(p) => p,
         Err(e) => {
@@ -26,6 +27,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    eprintln!(
+        "vrl-scan: program compiled in {:.2} s",
+        compiling.elapsed().as_secs_f64()
+    );
     let lines: Vec<&[u8]> = text
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
