@@ -2,7 +2,8 @@
 //!
 //! * `run`: build the WebAssembly component and the host, then scan the shipped fixtures
 //!   through the component under wasmtime, printing alerts (NDJSON) and a summary.
-//! * `test`: formatting, lints (host and wasm targets) and every test of the workspace.
+//! * `test`: formatting, lints (host and wasm targets) and every test of the workspace, then
+//!   the VRL parity crate (its own workspace).
 //!
 //! Each task installs what it needs first, so a clean clone on a new machine works.
 
@@ -462,6 +463,49 @@ fn fuzz(seconds: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The VRL parity crate (`vrl-parity/`, its own workspace so that only it compiles `vrl`):
+/// formatting, lints and its tests, built into `target/vrl-parity` so CI caches one folder.
+fn vrl_parity(cargo: &str) -> Result<(), String> {
+    let manifest = "vrl-parity/Cargo.toml";
+    let target = root().join("target/vrl-parity");
+    let runs: [(&str, Vec<&str>); 3] = [
+        (
+            "formatting of vrl-parity",
+            vec!["fmt", "--manifest-path", manifest, "--", "--check"],
+        ),
+        (
+            "lints of vrl-parity",
+            vec![
+                "clippy",
+                "--manifest-path",
+                manifest,
+                "--all-targets",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        (
+            "VRL parity tests (the generated program against the engine)",
+            vec!["test", "--manifest-path", manifest],
+        ),
+    ];
+    for (what, args) in runs {
+        eprintln!("\n==> {what}\n    $ {cargo} {}", args.join(" "));
+        let status = Command::new(cargo)
+            .args(&args)
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(root())
+            .status()
+            .map_err(|e| format!("cannot start {cargo}: {e}"))?;
+        if !status.success() {
+            return Err(format!("{what} failed ({status})"));
+        }
+    }
+    Ok(())
+}
+
 /// Writes the Vector artefacts from the rule and the fixtures (`vector/`).
 fn vrl() -> Result<(), String> {
     let written = vmext_vrl::artefacts::write(&root()).map_err(|e| e.to_string())?;
@@ -529,6 +573,7 @@ fn test() -> Result<(), String> {
     step("lints of the browser module", &cargo, &args, &[0])?;
     // The tests build the guest artefacts they need from the current sources.
     step("tests", &cargo, &["test", "--workspace"], &[0])?;
+    vrl_parity(&cargo)?;
     browser_tests()?;
     fuzz(FUZZ_SECONDS_IN_TESTS)
 }
