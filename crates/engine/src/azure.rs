@@ -57,7 +57,7 @@ pub const ACTIVITY_LOG_CATEGORIES: [&str; 8] = [
 ];
 
 /// Top-level keys that mark a raw export record.
-const RAW_MARKERS: [&str; 6] = [
+pub const RAW_MARKERS: [&str; 6] = [
     "operationName",
     "resourceId",
     "resultType",
@@ -66,8 +66,8 @@ const RAW_MARKERS: [&str; 6] = [
     "correlationId",
 ];
 
-/// Top-level keys that mark an ECS document.
-const ECS_MARKERS: [&str; 4] = ["azure", "@timestamp", "data_stream", "event"];
+/// Top-level keys that mark an ECS document (plain, or as the prefix of a dotted key).
+pub const ECS_MARKERS: [&str; 4] = ["azure", "@timestamp", "data_stream", "event"];
 
 /// Decides a record's shape: raw when it has a raw marker key at the top level and no ECS
 /// marker (`azure`, `@timestamp`, `data_stream`, `event`, plain or as a dotted prefix).

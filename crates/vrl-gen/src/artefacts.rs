@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::code::string;
+use crate::code::{json_literal, string};
 use crate::{ANNOTATION_KEY, TranslateError, seed_program};
 
 /// The program, relative to the repository root.
@@ -72,36 +72,6 @@ pub struct UnitTest {
     pub conditions: String,
 }
 
-/// A VRL expression for a JSON value, exactly (numbers as written: integers as literals, any
-/// other number through `parse_json`, which reads it as Vector's JSON decoder would).
-fn vrl_value(value: &vmext_json::Value<'_>) -> String {
-    use vmext_json::Value;
-    match value {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => {
-            let text = n.as_str();
-            if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-                text.to_owned()
-            } else {
-                format!("parse_json!({})", string(text))
-            }
-        }
-        Value::String(s) => string(s),
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(vrl_value).collect();
-            format!("[{}]", items.join(", "))
-        }
-        Value::Object(members) => {
-            let members: Vec<String> = members
-                .iter()
-                .map(|(k, v)| format!("{}: {}", string(k), vrl_value(v)))
-                .collect();
-            format!("{{{}}}", members.join(", "))
-        }
-    }
-}
-
 /// The assertions for one document's expected verdicts (one per record; several for an
 /// envelope).
 fn conditions(expect: &[String], family: Option<&str>, rule_id: &str) -> String {
@@ -155,7 +125,7 @@ pub fn unit_tests(root: &Path) -> Result<Vec<UnitTest>, ArtefactError> {
         out.push(UnitTest {
             name: format!("{}: {}", case.file, case.edge),
             file: case.file.clone(),
-            input: format!(". = {}", vrl_value(&value)),
+            input: format!(". = {}", json_literal(&value)),
             conditions: conditions(&case.expect, case.family.as_deref(), &rule_id),
         });
     }
@@ -334,14 +304,5 @@ mod tests {
             .find(|t| t.file == "ecs/principal-group.json")
             .unwrap();
         assert!(none.conditions.contains("!exists(.vmext_alerts)"));
-    }
-
-    #[test]
-    fn fixture_values_are_written_exactly() {
-        let v = vmext_json::parse(br#"{"a":[1,-2,1.50,1e3,"x"],"b":null}"#).unwrap();
-        assert_eq!(
-            vrl_value(&v),
-            r#"{"a": [1, -2, parse_json!("1.50"), parse_json!("1e3"), "x"], "b": null}"#
-        );
     }
 }

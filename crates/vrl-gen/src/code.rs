@@ -36,6 +36,36 @@ pub fn string_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// A VRL expression for a JSON value, exactly: integers as literals, any other number through
+/// `parse_json` (which reads it as Vector's JSON decoder does; VRL has no exponent literals).
+pub fn json_literal(value: &vmext_json::Value<'_>) -> String {
+    use vmext_json::Value;
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => {
+            let text = n.as_str();
+            if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+                text.to_owned()
+            } else {
+                format!("parse_json!({})", string(text))
+            }
+        }
+        Value::String(s) => string(s),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(json_literal).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(members) => {
+            let members: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}: {}", string(k), json_literal(v)))
+                .collect();
+            format!("{{{}}}", members.join(", "))
+        }
+    }
+}
+
 /// An array variable as an expression VRL types as "any array".
 ///
 /// VRL infers a variable's type from its assignments, but not from `push`es made inside a
@@ -132,6 +162,16 @@ mod tests {
         assert_eq!(string("t\tn\nr\r"), r#""t\tn\nr\r""#);
         assert_eq!(string("é😀\u{0}"), r#""\u{e9}\u{1f600}\u{0}""#);
         assert_eq!(string_array(["a.b", "c"]), r#"["a.b", "c"]"#);
+    }
+
+    #[test]
+    fn json_values_are_written_exactly() {
+        let v =
+            vmext_json::parse(br#"{"a":[1,-2,1.50,1e3,"x\"{"],"b":{"c":true,"d":null}}"#).unwrap();
+        assert_eq!(
+            json_literal(&v),
+            r#"{"a": [1, -2, parse_json!("1.50"), parse_json!("1e3"), "x\"\{"], "b": {"c": true, "d": null}}"#
+        );
     }
 
     #[test]

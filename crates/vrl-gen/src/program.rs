@@ -4,29 +4,17 @@
 //! record: when the rule matches, it adds the top-level key `vmext_alerts` holding the ECS
 //! alerts (several for an Event Hub envelope); any other event is left exactly as it came.
 
+use vmext_engine::azure::{ECS_MARKERS, RAW_MARKERS};
 use vmext_engine::{Detector, FAMILY_FIELD, Rule};
-use vmext_json::Value;
 use vmext_kql::ast::{FieldMatch, Node};
 
-use crate::code::{Code, array, item, string, string_array};
+use crate::code::{Code, array, item, json_literal, string, string_array};
 use crate::error::TranslateError;
 use crate::query::{Translator, VALUES, segments};
 use crate::raw::{self, Needs};
 
 /// The top-level key the program adds alerts under, as the Fluent Bit annotate mode does.
 pub const ANNOTATION_KEY: &str = "vmext_alerts";
-
-/// Top-level keys that mark an ECS document (plain or as a dotted prefix), and keys that
-/// mark a raw record: the engine's `shape_of`.
-const ECS_MARKERS: [&str; 4] = ["azure", "@timestamp", "data_stream", "event"];
-const RAW_MARKERS: [&str; 6] = [
-    "operationName",
-    "resourceId",
-    "resultType",
-    "category",
-    "callerIpAddress",
-    "correlationId",
-];
 
 /// The VRL program for a detector's rule and query.
 pub fn program(detector: &Detector) -> Result<String, TranslateError> {
@@ -250,28 +238,6 @@ fn owned_by_alert(field: &str) -> bool {
         || ["rule", "threat", "kibana", "vmext"].into_iter().any(under)
 }
 
-/// A VRL literal for a JSON value (the alert template).
-fn literal(value: &Value<'_>) -> String {
-    match value {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        // VRL reads integers as written; a fraction needs digits on both sides of the point.
-        Value::Number(n) => n.as_str().to_owned(),
-        Value::String(s) => string(s),
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(literal).collect();
-            format!("[{}]", items.join(", "))
-        }
-        Value::Object(members) => {
-            let members: Vec<String> = members
-                .iter()
-                .map(|(k, v)| format!("{}: {}", string(k), literal(v)))
-                .collect();
-            format!("{{{}}}", members.join(", "))
-        }
-    }
-}
-
 /// The scalar leaves of the collected values (what the engine's `leaves_at` returns).
 fn leaves(code: &mut Code) -> &'static str {
     let out = "_leaves";
@@ -303,7 +269,7 @@ fn alert(
     // into every closure below, which makes compiling the program very slow.
     code.line(&format!(
         "{alert} = get([{}], [0]) ?? {{}}",
-        literal(&template)
+        json_literal(&template)
     ));
     // `@timestamp`: the first leaf's text.
     let ts = plain_field("@timestamp");
@@ -413,14 +379,5 @@ mod tests {
         let rule = Rule::from_query("message:hello").unwrap();
         let err = program(&Detector::new(rule)).unwrap_err();
         assert!(matches!(err, TranslateError::RawField { ref field, .. } if field == "message"));
-    }
-
-    #[test]
-    fn template_literals_read_back_as_the_json() {
-        let v = vmext_json::parse(br#"{"a":[1,true,null,"x\"{"],"b":{"c":-2}}"#).unwrap();
-        assert_eq!(
-            literal(&v),
-            r#"{"a": [1, true, null, "x\"\{"], "b": {"c": -2}}"#
-        );
     }
 }
