@@ -204,7 +204,10 @@ tests:
 "
     );
     for test in tests {
-        out.push_str(&format!("  - name: {}\n", string(&test.name)));
+        // A JSON string is a valid YAML double-quoted scalar (VRL's escapes are not).
+        let mut name = String::new();
+        vmext_json::write_escaped_str(&mut name, &test.name);
+        out.push_str(&format!("  - name: {name}\n"));
         out.push_str("    inputs:\n");
         out.push_str("      - insert_at: vmext_detect\n");
         out.push_str("        type: vrl\n");
@@ -270,6 +273,22 @@ mod tests {
             stale.is_empty(),
             "{stale:?} differ from the generator's output: run `cargo xtask vrl` and commit"
         );
+    }
+
+    #[test]
+    fn test_names_are_valid_yaml_scalars() {
+        let tests = unit_tests(&root()).unwrap();
+        let yaml = config(&tests);
+        let names: Vec<&str> = yaml
+            .lines()
+            .filter_map(|l| l.strip_prefix("  - name: "))
+            .collect();
+        assert_eq!(names.len(), tests.len());
+        // JSON strings are YAML double-quoted scalars with the same value; VRL's `\{` is not.
+        for (name, test) in names.iter().zip(&tests) {
+            let parsed = vmext_json::parse(name.as_bytes()).unwrap();
+            assert_eq!(parsed.as_str(), Some(test.name.as_str()));
+        }
     }
 
     #[test]
