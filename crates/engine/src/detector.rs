@@ -334,6 +334,13 @@ impl Detector {
         &self.exceptions
     }
 
+    /// The clauses whose first matching literal names an alert's extension family: positive
+    /// `azure.resource.id:…` clauses (then, in the hardened profile, `vmext.extension.type:…`
+    /// ones), in query order. Translations into other languages name families the same way.
+    pub fn family_clauses(&self) -> &[FieldMatch] {
+        &self.family_clauses
+    }
+
     /// A detector for the built-in seed rule.
     pub fn seed() -> Detector {
         Detector::new(Rule::seed())
@@ -474,15 +481,20 @@ impl Detector {
     /// `CUSTOMSCRIPTEXTENSION`, `*/DSC/*` and `*/EXTENSIONS/DSC` give `DSC`.
     fn extension_family(&self, view: &Value<'_>) -> Option<String> {
         self.family_clauses.iter().find_map(|clause| {
-            vmext_kql::eval::first_matching_literal(clause, view).map(|literal| {
-                let core = literal.text().replace('*', "");
-                core.rsplit('/')
-                    .find(|segment| !segment.is_empty())
-                    .unwrap_or_default()
-                    .to_owned()
-            })
+            vmext_kql::eval::first_matching_literal(clause, view).map(family_name)
         })
     }
+}
+
+/// The family a matching literal names: its last non-empty path segment without stars
+/// (`*CUSTOMSCRIPTEXTENSION*` gives `CUSTOMSCRIPTEXTENSION`; `*/DSC/*` and `*/EXTENSIONS/DSC`
+/// give `DSC`).
+pub fn family_name(literal: &vmext_kql::ast::Literal) -> String {
+    let core = literal.text().replace('*', "");
+    core.rsplit('/')
+        .find(|segment| !segment.is_empty())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// `field:…` clauses on `field` that are not under a `not`, in query order.

@@ -27,6 +27,7 @@ pub use alert::Alert;
 pub use azure::Shape;
 pub use detector::{
     BuildError, Detector, Evaluation, FAMILY_FIELD, Outcome, RecordError, RuleSource, Verdict,
+    family_name,
 };
 pub use exceptions::{Exceptions, ExceptionsError, Suppression};
 pub use profile::{Profile, ProfileError, ProfileName};

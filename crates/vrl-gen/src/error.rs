@@ -31,6 +31,13 @@ pub enum TranslateError {
         /// The value compared.
         value: String,
     },
+    /// The detector runs a profile other than the faithful one. The hardened profile compares
+    /// some fields case-insensitively and derives the extension type from the request body;
+    /// the translator has no exact form for those views yet.
+    Profile {
+        /// The profile's name.
+        profile: &'static str,
+    },
     /// A field of a raw record's ECS view that the program cannot compute exactly.
     RawField {
         /// The ECS field.
@@ -62,6 +69,12 @@ impl fmt::Display for TranslateError {
                 "`{field}:{value}` cannot be translated: terms on `ip` fields compare \
                  addresses and CIDR blocks with IPv4 mapped into IPv6, which VRL's IP \
                  functions do not do"
+            ),
+            TranslateError::Profile { profile } => write!(
+                f,
+                "the {profile} profile cannot be translated: its case-insensitive fields and \
+                 the extension type it reads from the request body have no VRL translation \
+                 yet; only the faithful profile is generated"
             ),
             TranslateError::RawField { field, reason } => write!(
                 f,

@@ -5,7 +5,7 @@
 //! alerts (several for an Event Hub envelope); any other event is left exactly as it came.
 
 use vmext_engine::azure::{ECS_MARKERS, RAW_MARKERS};
-use vmext_engine::{Detector, FAMILY_FIELD, Rule};
+use vmext_engine::{Detector, FAMILY_FIELD, ProfileName, Rule};
 use vmext_kql::ast::{FieldMatch, Node};
 
 use crate::code::{Code, array, item, json_literal, string, string_array};
@@ -18,6 +18,11 @@ pub const ANNOTATION_KEY: &str = "vmext_alerts";
 
 /// The VRL program for a detector's rule and query.
 pub fn program(detector: &Detector) -> Result<String, TranslateError> {
+    if detector.profile() != ProfileName::Faithful {
+        return Err(TranslateError::Profile {
+            profile: detector.profile().as_str(),
+        });
+    }
     let rule = detector.rule();
     let root = detector.query().root();
     let mut code = Code::new();
@@ -77,7 +82,7 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     code.open(&format!("if {shape} == \"azure-raw\" {{"));
     raw::view(&mut code, record, view, &alert_needs);
     code.close();
-    let alert = alert(&mut code, rule, root, view, &shape)?;
+    let alert = alert(&mut code, rule, detector.family_clauses(), view, &shape)?;
     code.line(&format!(
         "if {envelope} {{ {alert} = set({alert}, [\"vmext\", \"envelope_index\"], {index}) ?? {alert} }}"
     ));
@@ -213,24 +218,6 @@ fn query_fields(root: &Node) -> Vec<String> {
     out
 }
 
-/// `field:…` clauses on the family field that are not under a `not`, in query order: the
-/// first of their literals that the record matches names the extension family (the engine's
-/// `extension_family`).
-fn family_clauses(root: &Node) -> Vec<&FieldMatch> {
-    let mut out = Vec::new();
-    let mut stack = vec![root];
-    while let Some(node) = stack.pop() {
-        match node {
-            Node::And(items) | Node::Or(items) => stack.extend(items.iter().rev()),
-            Node::Match(m) if m.field.pattern.is_none() && m.field.name == FAMILY_FIELD => {
-                out.push(m);
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 /// Fields an alert owns; investigation fields never overwrite them (as in the engine).
 fn owned_by_alert(field: &str) -> bool {
     let under = |p: &str| field == p || field.strip_prefix(p).is_some_and(|r| r.starts_with('.'));
@@ -253,7 +240,7 @@ fn leaves(code: &mut Code) -> &'static str {
 fn alert(
     code: &mut Code,
     rule: &Rule,
-    root: &Node,
+    family_clauses: &[FieldMatch],
     view: &str,
     shape: &str,
 ) -> Result<&'static str, TranslateError> {
@@ -302,7 +289,7 @@ fn alert(
     // The extension family: the first pattern, in query order, that the record matches.
     let family = "_family";
     code.line(&format!("{family} = null"));
-    for clause in family_clauses(root) {
+    for clause in family_clauses {
         let mut translator = Translator::new(code);
         translator.collect(&clause.field, view, false)?;
         translator.texts();
@@ -310,13 +297,12 @@ fn alert(
             if literal.is_match_any() {
                 continue;
             }
-            let name = literal.text().replace('*', "");
-            let name = name.trim_matches('/');
+            let name = vmext_engine::family_name(literal);
             translator.code().open(&format!("if is_null({family}) {{"));
             translator.literal_into(literal, "_holds");
             translator
                 .code()
-                .line(&format!("if _holds {{ {family} = {} }}", string(name)));
+                .line(&format!("if _holds {{ {family} = {} }}", string(&name)));
             translator.code().close();
         }
     }
@@ -354,16 +340,39 @@ mod tests {
     }
 
     #[test]
-    fn family_clauses_are_positive_clauses_on_the_resource_id_in_order() {
-        let q = vmext_kql::parse(
-            "azure.resource.id:*A* and not azure.resource.id:*B* or (x:1 and azure.resource.id:(*C* or *D*))",
+    fn family_clauses_are_the_engines() {
+        let rule = Rule::from_query(
+            "azure.resource.id:*A* and not azure.resource.id:*B* or (x:1 and azure.resource.id:(*C* or */D/*))",
         )
         .unwrap();
-        let texts: Vec<String> = family_clauses(&q)
+        let detector = Detector::new(rule);
+        let texts: Vec<String> = detector
+            .family_clauses()
             .iter()
-            .flat_map(|c| c.values.literals().into_iter().map(|l| l.text()))
+            .flat_map(|c| {
+                c.values
+                    .literals()
+                    .into_iter()
+                    .map(vmext_engine::family_name)
+            })
             .collect();
-        assert_eq!(texts, ["*A*", "*C*", "*D*"]);
+        assert_eq!(texts, ["A", "C", "D"]);
+    }
+
+    #[test]
+    fn the_hardened_profile_is_refused() {
+        let hardened = Detector::seed_in(ProfileName::Hardened);
+        let err = program(&hardened).unwrap_err();
+        assert_eq!(
+            err,
+            TranslateError::Profile {
+                profile: "hardened"
+            }
+        );
+        assert!(
+            err.to_string()
+                .starts_with("the hardened profile cannot be translated")
+        );
     }
 
     #[test]
