@@ -57,7 +57,11 @@ fn store(path: &Path, compiled: &[u8]) {
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    // A name no other writer uses (threads of this process included), so a reader only ever
+    // sees a complete file, renamed into place in one step.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     if std::fs::write(&temporary, compiled).is_ok() && std::fs::rename(&temporary, path).is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
