@@ -216,30 +216,23 @@ fn the_fluent_bit_module_from_the_command_line() {
         staged.join("exceptions.json"),
     )
     .unwrap();
-    let mapping_staged = format!("/etc/vmext={}", staged.display());
-    let mut args = vec![
-        "fluent-bit",
-        "--module",
-        module,
-        "--function",
-        "vmext_alerts",
-    ];
-    args.extend(["--accessible-path", &mapping_staged]);
-    args.extend(files);
-    let (code, out, err) = detect(&args, b"");
+    let alerts_with_preopen = |mapping: &str| {
+        let mut args = vec![
+            "fluent-bit",
+            "--module",
+            module,
+            "--function",
+            "vmext_alerts",
+        ];
+        args.extend(["--accessible-path", mapping]);
+        args.extend(files);
+        detect(&args, b"")
+    };
+    let (code, out, err) = alerts_with_preopen(&format!("/etc/vmext={}", staged.display()));
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
     assert!(err.starts_with("records 3: 0 returned"), "{err}");
     // Without the file in the preopened directory, nothing is suppressed.
-    let mut args = vec![
-        "fluent-bit",
-        "--module",
-        module,
-        "--function",
-        "vmext_alerts",
-    ];
-    args.extend(["--accessible-path", &mapping]);
-    args.extend(files);
-    let (code, _, err) = detect(&args, b"");
+    let (code, _, err) = alerts_with_preopen(&mapping);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.starts_with("records 3: 2 returned, 2 with alerts"),
