@@ -31,17 +31,11 @@ impl api::GuestDetector for DetectorResource {
     }
 
     fn from_toml(toml: String) -> Result<api::Detector, api::Error> {
-        let rule = Rule::from_toml(&toml).map_err(rule_error)?;
-        Ok(api::Detector::new(DetectorResource {
-            detector: Detector::new(rule),
-        }))
+        build(RuleSource::Toml(&toml), ProfileName::Faithful, None)
     }
 
     fn from_query(kql: String) -> Result<api::Detector, api::Error> {
-        let rule = Rule::from_query(&kql).map_err(rule_error)?;
-        Ok(api::Detector::new(DetectorResource {
-            detector: Detector::new(rule),
-        }))
+        build(RuleSource::Query(&kql), ProfileName::Faithful, None)
     }
 
     fn configure(
@@ -58,13 +52,7 @@ impl api::GuestDetector for DetectorResource {
             api::Profile::Faithful => ProfileName::Faithful,
             api::Profile::Hardened => ProfileName::Hardened,
         };
-        let detector =
-            Detector::build(source, profile, exceptions.as_deref()).map_err(|e| match e {
-                BuildError::Rule(e) => rule_error(e),
-                BuildError::Profile(e) => api::Error::InvalidProfile(e.to_string()),
-                BuildError::Exceptions(e) => api::Error::InvalidExceptions(e.to_string()),
-            })?;
-        Ok(api::Detector::new(DetectorResource { detector }))
+        build(source, profile, exceptions.as_deref())
     }
 
     fn rule(&self) -> api::RuleInfo {
@@ -84,6 +72,20 @@ impl api::GuestDetector for DetectorResource {
 }
 
 export!(Component);
+
+/// Every constructor: the engine's one way of building a detector, errors as WIT values.
+fn build(
+    source: RuleSource<'_>,
+    profile: ProfileName,
+    exceptions: Option<&str>,
+) -> Result<api::Detector, api::Error> {
+    let detector = Detector::build(source, profile, exceptions).map_err(|e| match e {
+        BuildError::Rule(e) => rule_error(e),
+        BuildError::Profile(e) => api::Error::InvalidProfile(e.to_string()),
+        BuildError::Exceptions(e) => api::Error::InvalidExceptions(e.to_string()),
+    })?;
+    Ok(api::Detector::new(DetectorResource { detector }))
+}
 
 fn evaluate(detector: &Detector, document: &[u8], explain: bool) -> api::DocumentResult {
     crate::test_hooks::apply(document);

@@ -8,7 +8,7 @@
 //! the page sees exactly the engine's canonical result (`resultJson`) plus a few conveniences.
 
 use vmext_engine::documents::split_documents;
-use vmext_engine::{BuildError, Evaluation, Explanation, ProfileName, Rule, RuleError, RuleSource};
+use vmext_engine::{BuildError, Evaluation, Explanation, ProfileName, RuleError, RuleSource};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -182,21 +182,13 @@ impl Detector {
     /// A rule from the text of an Elastic detection-rules TOML file; throws a `RuleFailure`.
     #[wasm_bindgen(js_name = fromToml)]
     pub fn from_toml(toml: &str) -> Result<Detector, JsValue> {
-        Rule::from_toml(toml)
-            .map(|r| Detector {
-                inner: vmext_engine::Detector::new(r),
-            })
-            .map_err(|e| rule_failure(&e))
+        Detector::configure("toml", toml, "faithful", None)
     }
 
     /// A rule made of a bare KQL query; throws a `RuleFailure`.
     #[wasm_bindgen(js_name = fromQuery)]
     pub fn from_query(kql: &str) -> Result<Detector, JsValue> {
-        Rule::from_query(kql)
-            .map(|r| Detector {
-                inner: vmext_engine::Detector::new(r),
-            })
-            .map_err(|e| rule_failure(&e))
+        Detector::configure("query", kql, "faithful", None)
     }
 
     /// A rule (`source`: `seed`, `toml` or `query`, with its `text`) in a profile
