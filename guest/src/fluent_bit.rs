@@ -59,20 +59,23 @@ thread_local! {
 /// The empty string: Fluent Bit drops the record.
 static DROP: [u8; 1] = [0];
 
-/// The detectors of both profiles, with the exceptions, built at the first call.
+/// The exceptions file, read at the first call, and each profile's detector, built at the
+/// first call that uses it (a filter runs one function, so one profile, as a rule).
 struct Setup {
-    faithful: Detector,
-    hardened: Detector,
+    exceptions: Exceptions,
     /// Why the exceptions file was not applied, when it exists but is invalid.
     config_error: Option<String>,
+    faithful: OnceLock<Detector>,
+    hardened: OnceLock<Detector>,
 }
 
 impl Setup {
     fn detector(&self, profile: ProfileName) -> &Detector {
-        match profile {
+        let cell = match profile {
             ProfileName::Faithful => &self.faithful,
             ProfileName::Hardened => &self.hardened,
-        }
+        };
+        cell.get_or_init(|| Detector::seed_in(profile).with_exceptions(self.exceptions.clone()))
     }
 }
 
@@ -87,9 +90,10 @@ fn setup() -> &'static Setup {
             },
         };
         Setup {
-            faithful: Detector::seed_in(ProfileName::Faithful).with_exceptions(exceptions.clone()),
-            hardened: Detector::seed_in(ProfileName::Hardened).with_exceptions(exceptions),
+            exceptions,
             config_error,
+            faithful: OnceLock::new(),
+            hardened: OnceLock::new(),
         }
     })
 }
@@ -338,7 +342,7 @@ pub unsafe extern "C" fn vmext_test_byte_scan(ptr: *const u8, len: u32) -> u32 {
 pub unsafe extern "C" fn vmext_test_prefilter(ptr: *const u8, len: u32) -> u32 {
     // SAFETY: per the contract above.
     let bytes = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
-    u32::from(setup().faithful.may_match(bytes))
+    u32::from(setup().detector(ProfileName::Faithful).may_match(bytes))
 }
 
 /// Test-only (feature `test-hooks`): the validating scan alone (1 = valid JSON).
