@@ -5,7 +5,10 @@
 //! * `test`: formatting, lints (host and wasm targets) and every test of the workspace, then
 //!   the VRL parity crate (its own workspace).
 //!
-//! Each task installs what it needs first, so a clean clone on a new machine works.
+//! Each task installs what it needs first, so a clean clone on a new machine works:
+//! the wasm targets, the nightly toolchain for fuzzing, and the pinned wasm-bindgen CLI and
+//! cargo-fuzz (into the git-ignored `.tools/`). `VMEXT_FRESH_TOOLS=1` ignores every tool already
+//! installed and installs them again into an emptied `target/fresh-tools/`, as on a new machine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -196,32 +199,112 @@ fn build() -> Result<(), String> {
     Ok(())
 }
 
-/// A wasm-bindgen CLI of the pinned version: the one on PATH if it matches, else one installed
-/// into `.tools/` (git-ignored) on first use.
-fn wasm_bindgen() -> Result<String, String> {
-    let wanted = format!("wasm-bindgen {WASM_BINDGEN_VERSION}");
-    let local = root().join(".tools/bin/wasm-bindgen");
-    for candidate in ["wasm-bindgen".to_owned(), local.display().to_string()] {
-        let version = Command::new(&candidate).arg("--version").output();
-        if version.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == wanted) {
-            return Ok(candidate);
-        }
+/// Set to `1` to act as on a new machine: every tool found already installed (on `PATH` or in
+/// `.tools/`) is ignored, and the task installs its own into an emptied `target/fresh-tools/`.
+/// This is how the install steps are proven on a machine that already has the tools.
+const FRESH_TOOLS_VAR: &str = "VMEXT_FRESH_TOOLS";
+
+/// The cargo-fuzz release the fuzz runs use (installed with `--locked`, so the same build every
+/// time; any 0.13 release runs these targets).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// The toolchain the fuzz targets build with: libFuzzer's sanitizer flags need nightly.
+const FUZZ_TOOLCHAIN: &str = "nightly";
+
+/// Where tools that the machine lacks are installed, and whether the ones it has are ignored.
+struct Tools {
+    /// The `--root` of `cargo install`: binaries land in `bin/` below it.
+    root: PathBuf,
+    /// `VMEXT_FRESH_TOOLS=1`: never use a tool found on `PATH` or in `.tools/`.
+    fresh: bool,
+}
+
+impl Tools {
+    /// Reads the switch; in fresh mode, empties the fresh folder first (once per run).
+    fn get() -> Result<&'static Tools, String> {
+        static TOOLS: std::sync::OnceLock<Result<Tools, String>> = std::sync::OnceLock::new();
+        TOOLS
+            .get_or_init(|| {
+                let fresh = std::env::var(FRESH_TOOLS_VAR).is_ok_and(|v| v == "1");
+                if !fresh {
+                    return Ok(Tools {
+                        root: root().join(".tools"),
+                        fresh,
+                    });
+                }
+                let dir = root().join("target/fresh-tools");
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| format!("cannot empty {}: {e}", dir.display()))?;
+                }
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                eprintln!(
+                    "{FRESH_TOOLS_VAR}=1: ignoring installed tools, installing into {}",
+                    dir.display()
+                );
+                Ok(Tools { root: dir, fresh })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
-    step(
-        &format!("install wasm-bindgen-cli {WASM_BINDGEN_VERSION} into .tools (once)"),
-        &cargo(),
-        &[
-            "install",
-            "--quiet",
-            "wasm-bindgen-cli",
-            "--version",
-            WASM_BINDGEN_VERSION,
-            "--root",
-            ".tools",
-        ],
-        &[0],
-    )?;
-    Ok(local.display().to_string())
+
+    /// The path of an installed binary of this tool folder.
+    fn bin(&self, name: &str) -> PathBuf {
+        self.root.join("bin").join(name)
+    }
+
+    /// The first candidate whose check passes: `name` on `PATH` (unless fresh), then this
+    /// folder's copy; `None` when neither is usable.
+    fn find(&self, name: &str, usable: impl Fn(&str) -> bool) -> Option<String> {
+        let local = self.bin(name).display().to_string();
+        let mut candidates = Vec::new();
+        if !self.fresh {
+            candidates.push(name.to_owned());
+        }
+        candidates.push(local);
+        candidates.into_iter().find(|c| usable(c))
+    }
+
+    /// `cargo install` of one crate at an exact version into this folder, with the pinned
+    /// toolchain's cargo (from `$CARGO`), which needs no `+toolchain` and no rustup proxy.
+    fn install(&self, krate: &str, version: &str) -> Result<(), String> {
+        let root = self.root.display().to_string();
+        step(
+            &format!("install {krate} {version} into {root}"),
+            &cargo(),
+            &[
+                "install",
+                "--quiet",
+                "--locked",
+                krate,
+                "--version",
+                version,
+                "--root",
+                &root,
+            ],
+            &[0],
+        )
+        .map(|_| ())
+    }
+}
+
+/// A wasm-bindgen CLI of the pinned version: the one on PATH if it matches, else one installed
+/// into the tools folder on first use.
+fn wasm_bindgen() -> Result<String, String> {
+    let tools = Tools::get()?;
+    let wanted = format!("wasm-bindgen {WASM_BINDGEN_VERSION}");
+    let usable = |candidate: &str| {
+        Command::new(candidate)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == wanted)
+    };
+    if let Some(found) = tools.find("wasm-bindgen", usable) {
+        return Ok(found);
+    }
+    tools.install("wasm-bindgen-cli", WASM_BINDGEN_VERSION)?;
+    Ok(tools.bin("wasm-bindgen").display().to_string())
 }
 
 #[derive(serde::Deserialize)]
@@ -354,32 +437,40 @@ fn browser_tests() -> Result<(), String> {
     .map(|_| ())
 }
 
-/// cargo-fuzz: the one on PATH, or one installed into `.tools/` on first use.
+/// cargo-fuzz: the one on PATH, or one installed into the tools folder on first use. The
+/// nightly toolchain it builds the targets with is installed first when the machine lacks it.
 fn cargo_fuzz() -> Result<String, String> {
-    let local = root().join(".tools/bin/cargo-fuzz");
-    for candidate in ["cargo-fuzz".to_owned(), local.display().to_string()] {
-        if Command::new(&candidate)
+    ensure_toolchain(FUZZ_TOOLCHAIN)?;
+    let tools = Tools::get()?;
+    let usable = |candidate: &str| {
+        Command::new(candidate)
             .args(["fuzz", "--version"])
             .output()
             .is_ok_and(|o| o.status.success())
-        {
-            return Ok(candidate);
-        }
+    };
+    if let Some(found) = tools.find("cargo-fuzz", usable) {
+        return Ok(found);
+    }
+    tools.install("cargo-fuzz", CARGO_FUZZ_VERSION)?;
+    Ok(tools.bin("cargo-fuzz").display().to_string())
+}
+
+/// Installs a rustup toolchain (minimal profile) unless `rustup run` can already use it.
+fn ensure_toolchain(toolchain: &str) -> Result<(), String> {
+    let present = Command::new("rustup")
+        .args(["run", toolchain, "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
     }
     step(
-        "install cargo-fuzz into .tools (once)",
-        &cargo(),
-        &[
-            "+nightly",
-            "install",
-            "--quiet",
-            "cargo-fuzz",
-            "--root",
-            ".tools",
-        ],
+        &format!("install the {toolchain} toolchain for the fuzz targets"),
+        "rustup",
+        &["toolchain", "install", toolchain, "--profile", "minimal"],
         &[0],
-    )?;
-    Ok(local.display().to_string())
+    )
+    .map(|_| ())
 }
 
 /// Seeds each target's corpus (git-ignored) from the fixtures and the rule's query, and from
@@ -450,7 +541,7 @@ fn fuzz(seconds: u64) -> Result<(), String> {
                 &time,
                 "-rss_limit_mb=4096",
             ])
-            .env("RUSTUP_TOOLCHAIN", "nightly")
+            .env("RUSTUP_TOOLCHAIN", FUZZ_TOOLCHAIN)
             .current_dir(root())
             .status()
             .map_err(|e| format!("cannot start cargo-fuzz: {e}"))?;
@@ -542,6 +633,10 @@ fn run() -> Result<(), String> {
 fn test() -> Result<(), String> {
     let cargo = cargo();
     setup()?;
+    // Every tool the later steps need, first: a missing install step fails in minutes, not
+    // after the long test steps.
+    wasm_bindgen()?;
+    cargo_fuzz()?;
     step(
         "formatting",
         &cargo,
