@@ -204,8 +204,9 @@ fn build() -> Result<(), String> {
 /// This is how the install steps are proven on a machine that already has the tools.
 const FRESH_TOOLS_VAR: &str = "VMEXT_FRESH_TOOLS";
 
-/// The cargo-fuzz release the fuzz runs use (installed with `--locked`, so the same build every
-/// time; any 0.13 release runs these targets).
+/// The cargo-fuzz release the fuzz runs use (any 0.13 release runs these targets). Tools are
+/// installed without `--locked`: their lockfiles can name versions the registry no longer
+/// serves (wasm-bindgen-cli 0.2.130's names a `webpki-roots` that is not there).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// The toolchain the fuzz targets build with: libFuzzer's sanitizer flags need nightly.
@@ -276,7 +277,6 @@ impl Tools {
             &[
                 "install",
                 "--quiet",
-                "--locked",
                 krate,
                 "--version",
                 version,
