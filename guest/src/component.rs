@@ -69,6 +69,24 @@ impl api::GuestDetector for DetectorResource {
             .map(|d| evaluate(&self.detector, d, explain))
             .collect()
     }
+
+    fn evaluate_members(
+        &self,
+        members: Vec<Vec<u8>>,
+        first_index: u32,
+        explain: bool,
+    ) -> Vec<api::RecordResult> {
+        for member in &members {
+            crate::test_hooks::apply(member);
+        }
+        let members: Vec<&[u8]> = members.iter().map(Vec::as_slice).collect();
+        let first = usize::try_from(first_index).unwrap_or(usize::MAX);
+        self.detector
+            .evaluate_members(&members, first, explain)
+            .iter()
+            .map(|e| record_result(e, self.detector.rule()))
+            .collect()
+    }
 }
 
 export!(Component);

@@ -2,12 +2,16 @@
 //!
 //! A small typed API for the rule playground: a `Detector` made from the built-in rule, a
 //! rule's TOML text or a bare KQL query (in either profile, with or without exception items),
-//! and `evaluateText`, which splits pasted text into JSON
-//! documents (NDJSON lines or multi-line envelopes) and returns one plain object per record.
+//! and `evaluateText`, which frames pasted text into JSON documents by the engine's framing
+//! rule (the command line's: NDJSON lines, multi-line envelopes, a broken document costing only
+//! itself) and returns one plain object per record; large envelopes are evaluated in pieces.
 //! Results are built as JSON by the engine and handed to JavaScript through `JSON.parse`, so
 //! the page sees exactly the engine's canonical result (`resultJson`) plus a few conveniences.
 
-use vmext_engine::documents::split_documents;
+use vmext_engine::documents::{
+    DEFAULT_MAX_DOCUMENT_BYTES, ENVELOPE_SPLIT_BYTES, Frame, MEMBERS_PER_PIECE, envelope_members,
+    frame_text,
+};
 use vmext_engine::{BuildError, Evaluation, Explanation, ProfileName, RuleError, RuleSource};
 use wasm_bindgen::prelude::*;
 
@@ -305,51 +309,81 @@ impl Detector {
 impl Detector {
     /// [`Detector::evaluate_text`] as JSON text.
     pub fn evaluate_text_json(&self, text: &str, explain: bool) -> String {
-        let mut out = String::from("[");
-        let mut first = true;
-        for (line, doc) in split_documents(text.as_bytes()) {
-            let line = usize::try_from(line).unwrap_or(usize::MAX);
-            let evaluations = if explain {
-                self.inner.explain(doc)
-            } else {
-                match self.inner.evaluate(doc) {
-                    Ok(vmext_engine::Outcome::Rejected) => Ok(Vec::new()),
-                    Ok(vmext_engine::Outcome::Evaluated(list)) => Ok(list),
-                    Err(e) => Err(e),
+        let mut items: Vec<String> = Vec::new();
+        let framed = frame_text(text.as_bytes(), DEFAULT_MAX_DOCUMENT_BYTES, &mut |frame| {
+            match frame {
+                Frame::Document { line, text } => {
+                    self.document_items(usize::try_from(line).unwrap_or(usize::MAX), text, explain, &mut items)
                 }
-            };
-            let mut push = |item: &str| {
-                if !first {
-                    out.push(',');
-                }
-                first = false;
-                out.push_str(item);
-            };
-            match evaluations {
-                Ok(list) => {
-                    for e in &list {
-                        let mut item = String::new();
-                        record_json(&mut item, line, e);
-                        push(&item);
-                    }
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    let mut canonical = String::from("{\"verdict\":\"invalid\",\"error\":");
-                    vmext_json::write_escaped_str(&mut canonical, &message);
-                    canonical.push('}');
-                    let mut item = format!("{{\"line\":{line},\"verdict\":\"invalid\",\"error\":");
-                    vmext_json::write_escaped_str(&mut item, &message);
-                    item.push_str(",\"resultJson\":");
-                    vmext_json::write_escaped_str(&mut item, &canonical);
-                    item.push('}');
-                    push(&item);
+                Frame::Invalid { line, reason } => items.push(invalid_item(line, &reason)),
+                Frame::Oversized { line, bytes } => items.push(invalid_item(
+                    line,
+                    &format!(
+                        "document of {bytes} bytes or more is over the size cap of {DEFAULT_MAX_DOCUMENT_BYTES} bytes; skipped"
+                    ),
+                )),
+            }
+            Ok(())
+        });
+        debug_assert!(framed.is_ok(), "framing text in memory cannot fail");
+        format!("[{}]", items.join(","))
+    }
+
+    /// The result items of one framed document: its records, or one invalid item. A large
+    /// envelope is evaluated in pieces, as the command line does.
+    fn document_items(&self, line: usize, doc: &[u8], explain: bool, items: &mut Vec<String>) {
+        if doc.len() > ENVELOPE_SPLIT_BYTES
+            && let Some(members) = envelope_members(doc)
+        {
+            let texts: Vec<&[u8]> = members
+                .iter()
+                .map(|r| doc.get(r.clone()).unwrap_or_default())
+                .collect();
+            for (piece, chunk) in texts.chunks(MEMBERS_PER_PIECE).enumerate() {
+                for e in self
+                    .inner
+                    .evaluate_members(chunk, piece * MEMBERS_PER_PIECE, explain)
+                {
+                    let mut item = String::new();
+                    record_json(&mut item, line, &e);
+                    items.push(item);
                 }
             }
+            return;
         }
-        out.push(']');
-        out
+        let evaluations = if explain {
+            self.inner.explain(doc)
+        } else {
+            match self.inner.evaluate(doc) {
+                Ok(vmext_engine::Outcome::Rejected) => Ok(Vec::new()),
+                Ok(vmext_engine::Outcome::Evaluated(list)) => Ok(list),
+                Err(e) => Err(e),
+            }
+        };
+        match evaluations {
+            Ok(list) => {
+                for e in &list {
+                    let mut item = String::new();
+                    record_json(&mut item, line, e);
+                    items.push(item);
+                }
+            }
+            Err(e) => items.push(invalid_item(line as u64, &e.to_string())),
+        }
     }
+}
+
+/// The item for a document that could not be evaluated, with its canonical result.
+fn invalid_item(line: u64, message: &str) -> String {
+    let mut canonical = String::from("{\"verdict\":\"invalid\",\"error\":");
+    vmext_json::write_escaped_str(&mut canonical, message);
+    canonical.push('}');
+    let mut item = format!("{{\"line\":{line},\"verdict\":\"invalid\",\"error\":");
+    vmext_json::write_escaped_str(&mut item, message);
+    item.push_str(",\"resultJson\":");
+    vmext_json::write_escaped_str(&mut item, &canonical);
+    item.push('}');
+    item
 }
 
 /// The seed rule's hardened query, for the playground's editor.

@@ -2,8 +2,9 @@
 //!
 //! The component (`wasm32-wasip2`, world `vmext:detect/filter`) is loaded once and called per
 //! document. Each store has a memory cap and each call a deadline (epoch interruption): a guest
-//! that traps, runs out of memory or never returns costs one document, reported as failed, and
-//! the next document runs in a fresh instance. The component is given no WASI at all: the
+//! that traps, runs out of memory or never returns costs one document (one record, for an
+//! envelope, which is then evaluated again member by member), reported as failed with a
+//! one-line reason, and the next document runs in a fresh instance. The component is given no WASI at all: the
 //! imports that Rust's standard library declares are defined as traps, so it can reach no file,
 //! socket, clock or environment.
 
@@ -165,9 +166,46 @@ impl Drop for Ticker {
     }
 }
 
-/// What a store carries: its resource limits.
+/// What a store carries: its resource limits, and whether the guest ran into the memory cap
+/// (so that a trap after it can be reported as "memory cap", not as the trap it led to).
 struct State {
     limits: StoreLimits,
+    memory_bytes: usize,
+    hit_memory_cap: bool,
+}
+
+impl wasmtime::ResourceLimiter for State {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        self.hit_memory_cap |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 /// A loaded, compiled component, ready to instantiate. Compiling is the expensive part (about
@@ -218,12 +256,18 @@ impl ComponentRuntime {
     }
 
     fn store(&self, limits: Limits) -> Store<State> {
+        let memory_bytes = limits.memory_bytes;
         let limits = StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes)
+            .memory_size(memory_bytes)
             .instances(4)
             .build();
-        let mut store = Store::new(&self.engine, State { limits });
-        store.limiter(|s| &mut s.limits);
+        let state = State {
+            limits,
+            memory_bytes,
+            hit_memory_cap: false,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s);
         store
     }
 }
@@ -291,6 +335,7 @@ impl ComponentEvaluator {
     pub fn rule_info(&mut self) -> Result<api::RuleInfo, SetupError> {
         let live = &mut self.live;
         live.store.set_epoch_deadline(self.limits.deadline_ticks());
+        live.store.data_mut().hit_memory_cap = false;
         Ok(live
             .bindings
             .vmext_detect_detector()
@@ -358,6 +403,7 @@ impl Evaluator for ComponentEvaluator {
     fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {
         let live = &mut self.live;
         live.store.set_epoch_deadline(self.limits.deadline_ticks());
+        live.store.data_mut().hit_memory_cap = false;
         let result = live
             .bindings
             .vmext_detect_detector()
@@ -376,9 +422,30 @@ impl Evaluator for ComponentEvaluator {
         }
     }
 
+    fn evaluate_members(
+        &mut self,
+        members: &[&[u8]],
+        first_index: usize,
+        explain: bool,
+    ) -> Vec<RecordResult> {
+        match self.members_once(members, first_index, explain) {
+            Ok(list) => list,
+            Err(_) if members.len() > 1 => members
+                .iter()
+                .enumerate()
+                .flat_map(|(i, m)| self.evaluate_members(&[m], first_index + i, explain))
+                .collect(),
+            Err(reason) => vec![RecordResult::failed(
+                first_index,
+                format!("the guest failed on this record: {reason}"),
+            )],
+        }
+    }
+
     fn evaluate(&mut self, document: &[u8], explain: bool) -> DocumentResult {
         let live = &mut self.live;
         live.store.set_epoch_deadline(self.limits.deadline_ticks());
+        live.store.data_mut().hit_memory_cap = false;
         let result = live
             .bindings
             .vmext_detect_detector()
@@ -387,20 +454,80 @@ impl Evaluator for ComponentEvaluator {
         match result {
             Ok(r) => convert(r),
             Err(trap) => {
-                let message = format!("the guest failed on this document: {}", trap_reason(&trap));
+                let reason = trap_reason(&trap, live.store.data(), &self.limits);
                 self.recover();
-                DocumentResult::Failed(message)
+                // An envelope that failed whole is evaluated again in pieces, and member by
+                // member where a piece fails, so that only the members that fail alone are lost.
+                if let Some(members) = vmext_engine::documents::envelope_members(document) {
+                    let texts: Vec<&[u8]> = members
+                        .iter()
+                        .map(|r| document.get(r.clone()).unwrap_or_default())
+                        .collect();
+                    // The piece the whole envelope was: straight to one member at a time.
+                    let per_piece = if texts.len() <= vmext_engine::documents::MEMBERS_PER_PIECE {
+                        1
+                    } else {
+                        vmext_engine::documents::MEMBERS_PER_PIECE
+                    };
+                    let records = texts
+                        .chunks(per_piece)
+                        .enumerate()
+                        .flat_map(|(i, piece)| self.evaluate_members(piece, i * per_piece, explain))
+                        .collect();
+                    return DocumentResult::Records(records);
+                }
+                DocumentResult::Failed(format!("the guest failed on this document: {reason}"))
             }
         }
     }
 }
 
-/// A short reason for a trap: the deadline, the memory cap, or the guest's own failure.
-fn trap_reason(error: &wasmtime::Error) -> String {
+impl ComponentEvaluator {
+    /// One call per piece of an envelope; if a member traps, the piece is retried one member
+    /// at a time so that only that member fails.
+    fn members_once(
+        &mut self,
+        members: &[&[u8]],
+        first_index: usize,
+        explain: bool,
+    ) -> Result<Vec<RecordResult>, String> {
+        let live = &mut self.live;
+        live.store.set_epoch_deadline(self.limits.deadline_ticks());
+        live.store.data_mut().hit_memory_cap = false;
+        let first =
+            u32::try_from(first_index).map_err(|_| "envelope index over 2^32".to_owned())?;
+        let result = live
+            .bindings
+            .vmext_detect_detector()
+            .detector()
+            .call_evaluate_members(&mut live.store, live.detector, members, first, explain);
+        match result {
+            Ok(list) => Ok(list.into_iter().map(convert_record).collect()),
+            Err(trap) => {
+                let reason = trap_reason(&trap, live.store.data(), &self.limits);
+                self.recover();
+                Err(reason)
+            }
+        }
+    }
+}
+
+/// A one-line reason for a trap: the deadline, the memory cap, or the guest's own failure
+/// (never a backtrace: the first line of the error, which names the trap).
+fn trap_reason(error: &wasmtime::Error, state: &State, limits: &Limits) -> String {
+    if state.hit_memory_cap {
+        return format!("memory cap of {} MiB reached", state.memory_bytes >> 20);
+    }
     match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => "deadline exceeded".to_owned(),
-        Some(trap) => trap.to_string(),
-        None => format!("{error:#}"),
+        Some(wasmtime::Trap::Interrupt) => format!(
+            "deadline exceeded ({} ms per call)",
+            limits.deadline.as_millis()
+        ),
+        Some(trap) => format!("trap: {trap}"),
+        None => {
+            let text = error.to_string();
+            format!("trap: {}", text.lines().next().unwrap_or_default())
+        }
     }
 }
 
@@ -422,28 +549,27 @@ fn convert(result: api::DocumentResult) -> DocumentResult {
     match result {
         api::DocumentResult::Rejected => DocumentResult::Rejected,
         api::DocumentResult::Failed(f) => DocumentResult::Failed(f.message),
-        api::DocumentResult::Records(records) => DocumentResult::Records(
-            records
-                .into_iter()
-                .map(|r| {
-                    let (alert_json, error, suppressed_by) = match r.verdict {
-                        api::Verdict::Alert(a) => (Some(a.ecs_json), None, None),
-                        api::Verdict::NoMatch => (None, None, None),
-                        api::Verdict::Suppressed(s) => (None, None, Some(s.item_id)),
-                        api::Verdict::Invalid(f) => (None, Some(f.message), None),
-                    };
-                    RecordResult {
-                        alert_json,
-                        error,
-                        suppressed_by,
-                        json: r.result_json,
-                        outline: r
-                            .explanation
-                            .map(|clauses| unflatten(&clauses).to_outline()),
-                    }
-                })
-                .collect(),
-        ),
+        api::DocumentResult::Records(records) => {
+            DocumentResult::Records(records.into_iter().map(convert_record).collect())
+        }
+    }
+}
+
+fn convert_record(r: api::RecordResult) -> RecordResult {
+    let (alert_json, error, suppressed_by) = match r.verdict {
+        api::Verdict::Alert(a) => (Some(a.ecs_json), None, None),
+        api::Verdict::NoMatch => (None, None, None),
+        api::Verdict::Suppressed(s) => (None, None, Some(s.item_id)),
+        api::Verdict::Invalid(f) => (None, Some(f.message), None),
+    };
+    RecordResult {
+        alert_json,
+        error,
+        suppressed_by,
+        json: r.result_json,
+        outline: r
+            .explanation
+            .map(|clauses| unflatten(&clauses).to_outline()),
     }
 }
 

@@ -4,7 +4,7 @@
 //! under wasmtime, …) implements [`Evaluator`]. Results are reduced to [`RecordResult`], whose
 //! `json` is the engine's canonical result text, so artefacts can be compared byte for byte.
 
-use vmext_engine::{Detector, Outcome, Verdict};
+use vmext_engine::{Detector, Evaluation, Outcome, Verdict};
 
 /// What one JSON document gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,17 @@ pub trait Evaluator {
         false
     }
 
+    /// Evaluates members of one `{"records":[…]}` envelope that the caller split apart (see
+    /// `vmext_engine::documents::envelope_members`), numbered from `first_index`, with one
+    /// result per member: the result it has in the whole envelope. A member the artefact
+    /// fails on costs that member only.
+    fn evaluate_members(
+        &mut self,
+        members: &[&[u8]],
+        first_index: usize,
+        explain: bool,
+    ) -> Vec<RecordResult>;
+
     /// Evaluates several documents, in order. An artefact behind a call boundary overrides
     /// this to cross it once per batch instead of once per document.
     fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {
@@ -79,23 +90,54 @@ impl Evaluator for NativeEvaluator {
         };
         match evaluations {
             Err(e) => DocumentResult::Failed(e.to_string()),
-            Ok(list) => DocumentResult::Records(
-                list.iter()
-                    .map(|e| RecordResult {
-                        alert_json: e.alert().map(|a| a.json.clone()),
-                        error: match &e.verdict {
-                            Verdict::Invalid(err) => Some(err.to_string()),
-                            _ => None,
-                        },
-                        suppressed_by: match &e.verdict {
-                            Verdict::Suppressed(s) => Some(s.item_id.clone()),
-                            _ => None,
-                        },
-                        json: e.to_json(),
-                        outline: e.explanation.as_ref().map(|x| x.to_outline()),
-                    })
-                    .collect(),
-            ),
+            Ok(list) => DocumentResult::Records(list.iter().map(record_result).collect()),
+        }
+    }
+
+    fn evaluate_members(
+        &mut self,
+        members: &[&[u8]],
+        first_index: usize,
+        explain: bool,
+    ) -> Vec<RecordResult> {
+        self.detector
+            .evaluate_members(members, first_index, explain)
+            .iter()
+            .map(record_result)
+            .collect()
+    }
+}
+
+/// One evaluation as a [`RecordResult`].
+fn record_result(e: &Evaluation) -> RecordResult {
+    RecordResult {
+        alert_json: e.alert().map(|a| a.json.clone()),
+        error: match &e.verdict {
+            Verdict::Invalid(err) => Some(err.to_string()),
+            _ => None,
+        },
+        suppressed_by: match &e.verdict {
+            Verdict::Suppressed(s) => Some(s.item_id.clone()),
+            _ => None,
+        },
+        json: e.to_json(),
+        outline: e.explanation.as_ref().map(|x| x.to_outline()),
+    }
+}
+
+impl RecordResult {
+    /// The result of an envelope member that an artefact could not evaluate at all (it
+    /// trapped, ran out of memory or time): invalid, with the reason, in the canonical form.
+    pub fn failed(index: usize, reason: String) -> RecordResult {
+        let mut json = format!("{{\"index\":{index},\"verdict\":\"invalid\",\"error\":");
+        vmext_json::write_escaped_str(&mut json, &reason);
+        json.push('}');
+        RecordResult {
+            alert_json: None,
+            error: Some(reason),
+            suppressed_by: None,
+            json,
+            outline: None,
         }
     }
 }

@@ -11,7 +11,8 @@ use vmext_host::component::{
 };
 use vmext_host::evaluator::{Evaluator, NativeEvaluator};
 use vmext_host::generate::{CorpusShape, CorpusSpec, generate};
-use vmext_host::scan::{Input, Report, scan};
+use vmext_host::input::DEFAULT_MAX_DOCUMENT_BYTES;
+use vmext_host::scan::{Input, Report, ScanOptions, exit, scan};
 
 const HELP: &str = "\
 vmext-detect: flags Azure VM extension deployments by users in Azure Activity Logs, with
@@ -27,9 +28,12 @@ USAGE:
     vmext-detect fluent-bit [--module PATH] [--function NAME] [--accessible-path DIR] [FILE...]
 
 COMMANDS:
-    scan    Read records (NDJSON files, .json files holding a {\"records\":[...]} envelope,
-            or stdin when no FILE or `-` is given), write alerts as NDJSON to stdout and a
-            summary to stderr.
+    scan    Read records from each FILE (or stdin when no FILE or `-` is given), write alerts
+            as NDJSON to stdout, each bad document (with its file and line) and a summary to
+            stderr. Records may come one per line (NDJSON, JSON Lines, Azure's PT1H.json) or
+            as JSON documents spanning lines (a {\"records\":[...]} envelope), whatever the
+            file's name; gzip-compressed input is decompressed. A broken document costs only
+            itself: reading goes on at the next line.
     rule    Print the rule's identity, query, warnings and prefilter literals.
     serve   Serve the rule playground (DIR, default `playground`) on http://127.0.0.1:PORT
             (default 8080) with a strict Content-Security-Policy; build it first with
@@ -71,15 +75,19 @@ OPTIONS:
                         `native`: run the engine linked into this binary.
     --component PATH    The component to run (default: $VMEXT_COMPONENT, or vmext_guest.wasm
                         next to this executable or in its cargo target folder).
+    --max-document-bytes N
+                        Skip (and report) documents longer than N bytes without holding them
+                        in memory (default 67108864, 64 MiB). Both engines apply the same cap.
     --no-progress       Never draw the progress bar (it is drawn only on a terminal).
     -h, --help          Print this help.
     -V, --version       Print the version.
 
-EXIT STATUS:
-    0   the scan finished; no alert, every record valid
-    1   the scan finished and raised at least one alert
-    2   the scan could not run (bad arguments, unreadable input or rule)
-    3   the scan finished with no alert, but some records were invalid
+EXIT STATUS (scan and fluent-bit): 0, or the sum of the bits that hold:
+    0   the scan finished: no alert, every document valid, every input read
+    1   at least one alert was raised
+    4   some documents or records were invalid or over the size cap (reported on stderr)
+    8   some input could not be opened or read to its end (reported on stderr)
+    2   the scan could not run at all (bad arguments, rule or exceptions); never combined
 ";
 
 struct Args {
@@ -100,6 +108,7 @@ struct Args {
     exceptions: Option<PathBuf>,
     report: Report,
     progress: bool,
+    max_document: usize,
     inputs: Vec<Input>,
 }
 
@@ -122,6 +131,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         exceptions: None,
         report: Report::Alerts,
         progress: true,
+        max_document: DEFAULT_MAX_DOCUMENT_BYTES,
         inputs: Vec::new(),
     };
     while let Some(arg) = raw.next() {
@@ -188,6 +198,12 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--explain" => args.report = Report::Explain,
             "--explain-json" => args.report = Report::ExplainJson,
             "--no-progress" => args.progress = false,
+            "--max-document-bytes" => {
+                args.max_document = usize::try_from(number(raw.next(), "--max-document-bytes")?)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or("--max-document-bytes needs a positive number of bytes")?;
+            }
             "-" => args.inputs.push(Input::Stdin),
             flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
             word if args.command.is_empty() => args.command = word.to_owned(),
@@ -312,7 +328,17 @@ fn run_fluent_bit(args: &Args) -> Result<ExitCode, String> {
                         io::Error::new(e.kind(), format!("{}: {e}", path.display()))
                     })?),
                 };
-            vmext_host::input::for_each_line(reader, |_, doc| feed(doc))?;
+            let mut emit = |frame: vmext_host::input::Frame<'_>| match frame {
+                vmext_host::input::Frame::Document { text, .. } => feed(text),
+                // Fluent Bit's parser drops what is not JSON before a filter sees it.
+                _ => Ok(()),
+            };
+            vmext_host::input::frames(reader, args.max_document, &mut emit).map_err(
+                |e| match e {
+                    vmext_host::input::InputError::Io(e) => e,
+                    other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+                },
+            )?;
         }
         Ok(())
     };
@@ -333,13 +359,14 @@ fn run_fluent_bit(args: &Args) -> Result<ExitCode, String> {
         summary.records as f64 / secs,
         summary.bytes as f64 / 1e6 / secs,
     );
-    Ok(if summary.corrupt > 0 || summary.traps > 0 {
-        ExitCode::from(3)
-    } else if summary.with_alerts > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let mut status = 0;
+    if summary.with_alerts > 0 {
+        status |= exit::ALERTS;
+    }
+    if summary.corrupt > 0 || summary.traps > 0 {
+        status |= exit::INVALID;
+    }
+    Ok(ExitCode::from(status))
 }
 
 fn describe_rule(detector: &Detector) {
@@ -471,25 +498,17 @@ fn main() -> ExitCode {
             let stdout = io::stdout();
             let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
             let mut log = io::stderr();
-            let result = scan(
-                &inputs,
-                evaluator.as_mut(),
-                args.report,
-                args.progress,
-                &mut out,
-                &mut log,
-            );
+            let options = ScanOptions {
+                report: args.report,
+                progress: args.progress,
+                max_document: args.max_document,
+            };
+            let result = scan(&inputs, evaluator.as_mut(), options, &mut out, &mut log);
             drop(out);
             match result {
                 Ok(summary) => {
                     let _ = writeln!(log, "{}", summary.line(started.elapsed()));
-                    if summary.alerts > 0 {
-                        ExitCode::from(1)
-                    } else if summary.invalid > 0 {
-                        ExitCode::from(3)
-                    } else {
-                        ExitCode::SUCCESS
-                    }
+                    ExitCode::from(summary.exit_status())
                 }
                 Err(e) => {
                     eprintln!("vmext-detect: {e}");

@@ -59,7 +59,7 @@ fn scanning_fixtures_prints_one_alert_per_line_and_exits_1() {
 fn stdin_with_bad_lines_reports_them_and_goes_on() {
     let input = b"{\"operationName\":\"x\"}\nnot json at all MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE User CUSTOMSCRIPTEXTENSION\n\n{\"a\":1}\n";
     let (code, out, err) = detect(&["scan"], input);
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, 4, "{err}");
     assert!(out.is_empty());
     assert!(err.contains("<stdin>:2: invalid JSON"), "{err}");
     assert!(err.contains("documents 3"), "{err}");
@@ -108,7 +108,8 @@ fn missing_component_is_a_clear_error() {
 fn bad_arguments_and_rules_exit_2() {
     assert_eq!(detect(&["scan", "--bogus"], b"").0, 2);
     assert_eq!(detect(&["scan", "--query", "a:(b"], b"").0, 2);
-    assert_eq!(detect(&["scan", "no-such-file.ndjson"], b"").0, 2);
+    // An input that cannot be opened is reported and the scan goes on: status bit 8.
+    assert_eq!(detect(&["scan", "no-such-file.ndjson"], b"").0, 8);
     let (code, out, _) = detect(&["scan", "--query", "a:b"], b"{\"a\":\"b\"}\n");
     assert_eq!(code, 1);
     assert_eq!(out.lines().count(), 1);

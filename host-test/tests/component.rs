@@ -87,7 +87,7 @@ fn component_imports_only_what_std_declares() {
             "{imports:?}"
         );
     }
-    assert_eq!(rt.exports(), vec!["vmext:detect/detector@0.2.0".to_owned()]);
+    assert_eq!(rt.exports(), vec!["vmext:detect/detector@0.3.0".to_owned()]);
 }
 
 #[test]

@@ -382,6 +382,35 @@ impl Detector {
         self.evaluate_parsed(text, true)
     }
 
+    /// Evaluates members of a `{"records":[…]}` envelope that a host split apart (see
+    /// [`crate::documents::envelope_members`]), numbering them from `first_index`: each gives
+    /// the evaluation it would have in the whole envelope, so a host can hand a large envelope
+    /// over in bounded pieces. Every member is evaluated (a whole envelope is prefiltered as
+    /// one text; its parts are not).
+    pub fn evaluate_members(
+        &self,
+        members: &[&[u8]],
+        first_index: usize,
+        explain: bool,
+    ) -> Vec<Evaluation> {
+        members
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let index = first_index + i;
+                match vmext_json::parse(text) {
+                    Ok(mut record) => self.evaluate_record(&mut record, Some(index), explain),
+                    Err(e) => Evaluation {
+                        envelope_index: Some(index),
+                        shape: None,
+                        verdict: Verdict::Invalid(RecordError::InvalidJson(e)),
+                        explanation: None,
+                    },
+                }
+            })
+            .collect()
+    }
+
     fn evaluate_parsed(&self, text: &[u8], explain: bool) -> Result<Vec<Evaluation>, RecordError> {
         let mut doc = vmext_json::parse(text).map_err(RecordError::InvalidJson)?;
         if doc.as_object().is_none() {
