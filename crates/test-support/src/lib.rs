@@ -190,6 +190,7 @@ pub fn build_artefact(artefact: Artefact) -> PathBuf {
 /// `CI=true`.
 #[allow(clippy::panic)]
 pub fn find_program(env_var: &str, name: &str) -> Option<PathBuf> {
+    use std::io::Write as _;
     if let Some(explicit) = std::env::var_os(env_var) {
         let path = PathBuf::from(explicit);
         assert!(
@@ -221,7 +222,10 @@ pub fn find_program(env_var: &str, name: &str) -> Option<PathBuf> {
         "{name} was not found (set {env_var}, put it on PATH or in {}); CI=true requires it",
         base.join("bin").display()
     );
-    eprintln!(
+    // Straight to stderr, past the test harness's capture, so that the skip shows in a normal
+    // `cargo test` run.
+    let _ = writeln!(
+        std::io::stderr(),
         "notice: SKIPPED, {name} not found (set {env_var}, put it on PATH or in {})",
         base.join("bin").display()
     );
