@@ -345,6 +345,28 @@ pub unsafe extern "C" fn vmext_test_prefilter(ptr: *const u8, len: u32) -> u32 {
     u32::from(setup().detector(ProfileName::Faithful).may_match(bytes))
 }
 
+/// Test-only (feature `test-hooks`): a filter function that returns every record as it came,
+/// the yardstick for the host's own cost per call (`bench/fluent-bit-cpu.sh`).
+///
+/// # Safety
+/// Called by Fluent Bit with `record` null or pointing to a NUL-terminated record.
+#[cfg(feature = "test-hooks")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmext_test_pass_through(
+    _tag: *const u8,
+    _tag_len: u32,
+    _time_sec: u32,
+    _time_nsec: u32,
+    record: *const u8,
+    _record_len: u32,
+) -> *const u8 {
+    if record.is_null() {
+        DROP.as_ptr()
+    } else {
+        record
+    }
+}
+
 /// Test-only (feature `test-hooks`): the validating scan alone (1 = valid JSON).
 ///
 /// # Safety
