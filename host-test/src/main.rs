@@ -25,7 +25,7 @@ USAGE:
     vmext-detect generate [--records N] [--shape ecs|raw] [--seed N]
                           [--true-positives RATE] [--near-misses RATE]
     vmext-detect efficacy [--records N] [--seed N]
-    vmext-detect fluent-bit [--module PATH] [--function NAME] [--accessible-path DIR] [FILE...]
+    vmext-detect fluent-bit [--module PATH] [--function NAME] [--accessible-path DIR,...] [FILE...]
 
 COMMANDS:
     scan    Read records from each FILE (or stdin when no FILE or `-` is given), write alerts
@@ -47,9 +47,10 @@ COMMANDS:
             calls it (an emulation of its calling convention under wasmtime, not Fluent Bit):
             each record the module returns is written to stdout, a summary to stderr.
             --function is the exported function (default vmext_annotate); --accessible-path
-            preopens DIR for the module, as Fluent Bit's accessible_paths does (GUEST=HOST
-            shows the host directory HOST to the module as GUEST, e.g.
-            /etc/vmext=./tuning for an exceptions file in ./tuning).
+            is Fluent Bit's accessible_paths (default `.`): each comma-separated DIR is
+            preopened for the module under its own name, a relative one from the working
+            directory, and a missing one is an error, as in Fluent Bit (so the module reads
+            /etc/vmext/exceptions.json from /etc/vmext, or from etc/vmext or . relative).
     efficacy
             Generate an adversarial corpus (every evasion the hardened profile closes) and a
             benign one (ordinary activity, known-good automation), N records of each kind
@@ -300,14 +301,11 @@ fn run_fluent_bit(args: &Args) -> Result<ExitCode, String> {
     let path = find_module(args.module.as_deref())?;
     let module =
         FluentBitModule::load(&path, false).map_err(|e| format!("{}: {e:#}", path.display()))?;
-    let files = match &args.accessible_path {
-        // `DIR`, seen by the module as DIR (as in Fluent Bit), or `GUEST=HOST`.
-        Some(spec) => {
-            let (guest, host) = spec.split_once('=').unwrap_or((spec, spec));
-            vmext_host::wasi_files::WasiFiles::preopened(guest, std::path::Path::new(host))
-        }
-        None => vmext_host::wasi_files::WasiFiles::none(),
-    };
+    // Fluent Bit's `accessible_paths`, default `.`: preopened under their own names.
+    let files = vmext_host::wasi_files::WasiFiles::accessible_paths(
+        args.accessible_path.as_deref().unwrap_or("."),
+        std::path::Path::new("."),
+    )?;
     let mut instance = module
         .instantiate_with(files)
         .map_err(|e| format!("{e:#}"))?;

@@ -1,9 +1,17 @@
 //! The WASI preview 1 calls a Fluent Bit module makes to read a file from a directory that
 //! Fluent Bit preopens for it (`accessible_paths`), and nothing more.
 //!
-//! WAMR, Fluent Bit's runtime, gives a module the directories listed in `accessible_paths` as
-//! WASI preopens. The Fluent Bit module reads its exceptions file through them, so the calling
-//! convention emulation needs the same calls: discovering preopens (`fd_prestat_get`,
+//! WAMR, Fluent Bit's runtime, gives a module each directory listed in `accessible_paths` (a
+//! comma-separated list, default `.`) as a WASI preopen named by the path exactly as written:
+//! there is no mapping to another name, a relative path is relative to Fluent Bit's working
+//! directory, and a directory that cannot be opened stops Fluent Bit at start-up ("error while
+//! pre-opening directory DIR: ERRNO"). The module's C library then resolves a path such as
+//! `/etc/vmext/exceptions.json` against those names with their leading `/` and `./` removed: a
+//! preopen `/etc/vmext` serves it, and so do `etc/vmext` and `.` (relative to the working
+//! directory).
+//!
+//! The Fluent Bit module reads its exceptions file through them, so the calling convention
+//! emulation needs the same calls: discovering preopens (`fd_prestat_get`,
 //! `fd_prestat_dir_name`), opening a file read-only under one (`path_open`, after
 //! `fd_fdstat_get` on the directory), reading it (`fd_filestat_get`, `fd_read`) and closing it
 //! (`fd_close`). The environment is empty. Everything is read from the host directory at open
@@ -31,31 +39,56 @@ const FIRST_PREOPEN: i32 = 3;
 const FILETYPE_DIRECTORY: u8 = 3;
 const FILETYPE_REGULAR_FILE: u8 = 4;
 
-/// Per-instance state: the preopened directory, if any, and the files open under it.
+/// Per-instance state: the preopened directories (at descriptors 3, 4, …) and the files open
+/// under them.
 #[derive(Debug, Default)]
 pub struct WasiFiles {
-    preopen: Option<(String, PathBuf)>,
+    /// (name the module sees, host directory), in descriptor order.
+    preopens: Vec<(String, PathBuf)>,
     open: HashMap<i32, (Vec<u8>, usize)>,
     next_fd: i32,
 }
 
 impl WasiFiles {
-    /// No preopened directory: every open fails, as with an empty `accessible_paths`.
+    /// No preopened directory: every open fails. (Not Fluent Bit's default, which is `.`.)
     pub fn none() -> WasiFiles {
         WasiFiles::default()
     }
 
-    /// `host_dir` preopened under the name `guest_path` (WAMR uses the configured path itself).
-    pub fn preopened(guest_path: &str, host_dir: &Path) -> WasiFiles {
-        WasiFiles {
-            preopen: Some((guest_path.to_owned(), host_dir.to_path_buf())),
-            open: HashMap::new(),
-            next_fd: FIRST_PREOPEN + 1,
+    /// The directories of Fluent Bit's `accessible_paths` value `list` (comma-separated), each
+    /// preopened under its own name, with relative paths taken from `working_dir` (Fluent
+    /// Bit's working directory).
+    ///
+    /// # Errors
+    /// Fluent Bit's own message, `error while pre-opening directory DIR: ERRNO`, for the first
+    /// directory that cannot be opened: Fluent Bit then refuses to start.
+    pub fn accessible_paths(list: &str, working_dir: &Path) -> Result<WasiFiles, String> {
+        let mut preopens = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let host = working_dir.join(name);
+            if let Err(e) = std::fs::read_dir(&host) {
+                return Err(format!(
+                    "error while pre-opening directory {name}: {}",
+                    e.raw_os_error().unwrap_or(0)
+                ));
+            }
+            preopens.push((name.to_owned(), host));
         }
+        let next_fd = FIRST_PREOPEN + i32::try_from(preopens.len()).unwrap_or(0);
+        Ok(WasiFiles {
+            preopens,
+            open: HashMap::new(),
+            next_fd,
+        })
     }
 
-    fn open(&mut self, relative: &str) -> Result<i32, i32> {
-        let Some((_, dir)) = &self.preopen else {
+    fn preopen(&self, fd: i32) -> Option<&(String, PathBuf)> {
+        let index = usize::try_from(fd.checked_sub(FIRST_PREOPEN)?).ok()?;
+        self.preopens.get(index)
+    }
+
+    fn open(&mut self, dirfd: i32, relative: &str) -> Result<i32, i32> {
+        let Some((_, dir)) = self.preopen(dirfd) else {
             return Err(errno::BADF);
         };
         let mut path = dir.clone();
@@ -140,9 +173,9 @@ pub fn define<T: HasWasiFiles + 'static>(linker: &mut Linker<T>) -> wasmtime::Re
         M,
         "fd_prestat_get",
         |mut c: Caller<'_, T>, fd: i32, out: i32| {
-            let name_len = match &c.data_mut().wasi_files().preopen {
-                Some((name, _)) if fd == FIRST_PREOPEN => name.len(),
-                _ => return errno::BADF,
+            let name_len = match c.data_mut().wasi_files().preopen(fd) {
+                Some((name, _)) => name.len(),
+                None => return errno::BADF,
             };
             let mut prestat = [0u8; 8];
             prestat[4..8].copy_from_slice(&u32::try_from(name_len).unwrap_or(0).to_le_bytes());
@@ -153,9 +186,9 @@ pub fn define<T: HasWasiFiles + 'static>(linker: &mut Linker<T>) -> wasmtime::Re
         M,
         "fd_prestat_dir_name",
         |mut c: Caller<'_, T>, fd: i32, out: i32, len: i32| {
-            let name = match &c.data_mut().wasi_files().preopen {
-                Some((name, _)) if fd == FIRST_PREOPEN => name.clone(),
-                _ => return errno::BADF,
+            let name = match c.data_mut().wasi_files().preopen(fd) {
+                Some((name, _)) => name.clone(),
+                None => return errno::BADF,
             };
             if usize::try_from(len).ok() != Some(name.len()) {
                 return errno::INVAL;
@@ -168,7 +201,7 @@ pub fn define<T: HasWasiFiles + 'static>(linker: &mut Linker<T>) -> wasmtime::Re
         "fd_fdstat_get",
         |mut c: Caller<'_, T>, fd: i32, out: i32| {
             let files = c.data_mut().wasi_files();
-            let filetype = if fd == FIRST_PREOPEN && files.preopen.is_some() {
+            let filetype = if files.preopen(fd).is_some() {
                 FILETYPE_DIRECTORY
             } else if files.open.contains_key(&fd) {
                 FILETYPE_REGULAR_FILE
@@ -196,9 +229,6 @@ pub fn define<T: HasWasiFiles + 'static>(linker: &mut Linker<T>) -> wasmtime::Re
          _rights_inheriting: i64,
          _fdflags: i32,
          out: i32| {
-            if dirfd != FIRST_PREOPEN {
-                return errno::BADF;
-            }
             // O_CREAT, O_DIRECTORY, O_EXCL, O_TRUNC: nothing but opening an existing file.
             if oflags != 0 {
                 return errno::NOTCAPABLE;
@@ -212,7 +242,7 @@ pub fn define<T: HasWasiFiles + 'static>(linker: &mut Linker<T>) -> wasmtime::Re
             let Ok(relative) = String::from_utf8(bytes) else {
                 return errno::INVAL;
             };
-            match c.data_mut().wasi_files().open(&relative) {
+            match c.data_mut().wasi_files().open(dirfd, &relative) {
                 Ok(fd) => write(&mut c, out, &fd.to_le_bytes()),
                 Err(e) => e,
             }

@@ -207,36 +207,57 @@ fn the_fluent_bit_module_from_the_command_line() {
         "{err}"
     );
 
-    let dir = vmext_test_support::repo_root().join("fixtures/exceptions");
-    let mapping = format!("/etc/vmext={}", dir.display());
-    // The example list is named known-good-automation.json; the module reads exceptions.json.
+    // The example list is named known-good-automation.json; the module reads
+    // /etc/vmext/exceptions.json, which a preopen named `etc/vmext` (or `.`, Fluent Bit's
+    // default) serves relative to the working directory, as in Fluent Bit.
     let staged = vmext_test_support::repo_root().join("target/test-output/cli-fluent-bit");
-    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::create_dir_all(staged.join("etc/vmext")).unwrap();
     std::fs::copy(
-        dir.join("known-good-automation.json"),
-        staged.join("exceptions.json"),
+        vmext_test_support::repo_root().join("fixtures/exceptions/known-good-automation.json"),
+        staged.join("etc/vmext/exceptions.json"),
     )
     .unwrap();
-    let alerts_with_preopen = |mapping: &str| {
-        let mut args = vec![
+    let fixtures: Vec<_> = files
+        .iter()
+        .map(|f| vmext_test_support::repo_root().join(f))
+        .collect();
+    let alerts_in = |dir: &std::path::Path, accessible: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmext-detect"));
+        cmd.args([
             "fluent-bit",
             "--module",
             module,
             "--function",
             "vmext_alerts",
-        ];
-        args.extend(["--accessible-path", mapping]);
-        args.extend(files);
-        detect(&args, b"")
+        ]);
+        if let Some(list) = accessible {
+            cmd.args(["--accessible-path", list]);
+        }
+        let out = cmd.args(&fixtures).current_dir(dir).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
     };
-    let (code, out, err) = alerts_with_preopen(&format!("/etc/vmext={}", staged.display()));
-    assert_eq!((code, out.as_str()), (0, ""), "{err}");
-    assert!(err.starts_with("records 3: 0 returned"), "{err}");
-    // Without the file in the preopened directory, nothing is suppressed.
-    let (code, _, err) = alerts_with_preopen(&mapping);
+    for accessible in [Some("etc/vmext"), Some("."), None] {
+        let (code, out, err) = alerts_in(&staged, accessible);
+        assert_eq!((code, out.as_str()), (0, ""), "{accessible:?}: {err}");
+        assert!(err.starts_with("records 3: 0 returned"), "{err}");
+    }
+    // A directory whose name is not a prefix of /etc/vmext gives the module nothing: there is
+    // no GUEST=HOST mapping in Fluent Bit.
+    let (code, _, err) = alerts_in(&staged.join("etc"), Some("vmext"));
     assert_eq!(code, 1, "{err}");
     assert!(
         err.starts_with("records 3: 2 returned, 2 with alerts"),
+        "{err}"
+    );
+    // A missing directory stops the run, as it stops Fluent Bit at start-up.
+    let (code, out, err) = alerts_in(&staged, Some("etc/vmext, etc/missing"));
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(
+        err.contains("error while pre-opening directory etc/missing: 2"),
         "{err}"
     );
     let (code, _, err) = detect(

@@ -60,6 +60,7 @@ fn expected_annotation(record: &str, alerts: &[String]) -> String {
 #[test]
 fn module_exports_exactly_the_documented_functions() {
     let documented = [
+        "_initialize",
         "free",
         "malloc",
         "memory",
@@ -73,11 +74,12 @@ fn module_exports_exactly_the_documented_functions() {
     exports.sort();
     assert_eq!(exports, documented);
     // For `wasm32-unknown-unknown`, rustc's linker also exports two data-layout globals
-    // (`__data_end`, `__heap_base`); they are not functions and Fluent Bit ignores them.
+    // (`__data_end`, `__heap_base`); they are not functions and Fluent Bit ignores them. That
+    // build imports no WASI function, so it needs no reactor entry point (`_initialize`).
     let module = FluentBitModule::load(&build_artefact(Artefact::FluentBitUnknown), false).unwrap();
     let mut exports = module.exports();
     exports.sort();
-    let mut expected: Vec<&str> = documented.to_vec();
+    let mut expected: Vec<&str> = documented[1..].to_vec();
     expected.extend(["__data_end", "__heap_base"]);
     expected.sort_unstable();
     assert_eq!(exports, expected);
@@ -159,11 +161,13 @@ fn every_fixture_through_every_mode_and_both_targets() {
 }
 
 /// Exceptions reach the module as a file in a directory Fluent Bit preopens
-/// (`accessible_paths /etc/vmext`): suppressed alerts disappear in every mode, byte for byte as
-/// the engine with the same exceptions decides.
+/// (`accessible_paths`; here `etc/vmext`, relative to Fluent Bit's working directory, which the
+/// module's `/etc/vmext/exceptions.json` resolves to): suppressed alerts disappear in every
+/// mode, byte for byte as the engine with the same exceptions decides.
 #[test]
 fn exceptions_file_through_a_preopened_directory() {
-    let dir = repo_root().join("target/test-output/fluent-bit-exceptions");
+    let work = repo_root().join("target/test-output/fluent-bit-exceptions");
+    let dir = work.join("etc/vmext");
     std::fs::create_dir_all(&dir).unwrap();
     let text =
         std::fs::read_to_string(repo_root().join("fixtures/exceptions/known-good-automation.json"))
@@ -171,8 +175,20 @@ fn exceptions_file_through_a_preopened_directory() {
     std::fs::write(dir.join("exceptions.json"), &text).unwrap();
     let exceptions = Exceptions::from_json(&text).unwrap();
     let module = FluentBitModule::load(&build_artefact(Artefact::FluentBit), false).unwrap();
+    // Fluent Bit's default, `.`, finds the file too; a missing directory is Fluent Bit's error.
+    for list in ["etc/vmext", ".", "missing, etc/vmext"] {
+        let files = WasiFiles::accessible_paths(list, &work);
+        if list.starts_with("missing") {
+            assert_eq!(
+                files.unwrap_err(),
+                "error while pre-opening directory missing: 2"
+            );
+        } else {
+            assert!(files.is_ok(), "{list}");
+        }
+    }
     let mut fb = module
-        .instantiate_with(WasiFiles::preopened("/etc/vmext", &dir))
+        .instantiate_with(WasiFiles::accessible_paths("etc/vmext", &work).unwrap())
         .unwrap();
     let mut suppressed = 0;
     for path in fixture_files() {
@@ -212,10 +228,10 @@ fn exceptions_file_through_a_preopened_directory() {
 
     // An invalid file leaves alerts unsuppressed and says why on every reply with an alert.
     let broken = repo_root().join("target/test-output/fluent-bit-exceptions-broken");
-    std::fs::create_dir_all(&broken).unwrap();
-    std::fs::write(broken.join("exceptions.json"), r#"{"entries":[{"field":"a","type":"list","operator":"included","list":{"id":"x","type":"keyword"}}]}"#).unwrap();
+    std::fs::create_dir_all(broken.join("etc/vmext")).unwrap();
+    std::fs::write(broken.join("etc/vmext/exceptions.json"), r#"{"entries":[{"field":"a","type":"list","operator":"included","list":{"id":"x","type":"keyword"}}]}"#).unwrap();
     let mut fb = module
-        .instantiate_with(WasiFiles::preopened("/etc/vmext", &broken))
+        .instantiate_with(WasiFiles::accessible_paths("etc/vmext", &broken).unwrap())
         .unwrap();
     for mode in Mode::ALL {
         let Reply::Record(reply) = fb.call(mode, "t", record.trim().as_bytes()).unwrap() else {
