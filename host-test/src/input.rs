@@ -123,7 +123,7 @@ fn refuse_non_text(head: &[u8], inside: &str) -> Result<(), InputError> {
         // JSON text never holds a NUL byte, not even inside a string.
         let even_nul = head.iter().step_by(2).all(|&b| b == 0);
         let odd_nul = head.iter().skip(1).step_by(2).all(|&b| b == 0);
-        if even_nul || odd_nul {
+        if even_nul != odd_nul {
             Some(
                 "UTF-16 text without a byte order mark (every other byte is NUL); convert it to UTF-8 first",
             )
