@@ -129,3 +129,80 @@ fn the_program_changes_nothing_but_the_alert_key() {
     let event = vector_event(text).unwrap();
     assert_eq!(parity.program.run(event.clone()).unwrap(), event);
 }
+
+/// The alerts the program adds to an event (parsed as JSON values), and the event without them.
+fn run_alerts(event: Value) -> (Vec<serde_json::Value>, Value) {
+    let Value::Object(mut members) = parity().program.run(event).unwrap() else {
+        panic!("the program's output is not an object");
+    };
+    let alerts = match members.remove(vmext_vrl::ANNOTATION_KEY) {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|a| serde_json::from_str(&to_json(a)).unwrap())
+            .collect(),
+        Some(other) => panic!("`vmext_alerts` is {}", to_json(&other)),
+    };
+    (alerts, Value::Object(members))
+}
+
+/// The event a legacy-namespace `file` source and a `remap` merging the parsed line into it
+/// make of a document: the source's keys, then the document's members over them.
+fn with_source_keys(text: &[u8]) -> Value {
+    let Some(Value::Object(document)) = vector_event(text) else {
+        panic!("not a JSON object");
+    };
+    let line = String::from_utf8_lossy(text).trim().to_owned();
+    let mut event: std::collections::BTreeMap<_, _> = [
+        ("file", "/logs/activity.ndjson"),
+        ("host", "collector-1"),
+        ("message", line.as_str()),
+        ("source_type", "file"),
+        ("timestamp", "2026-05-21T14:10:51.000000Z"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.into(), Value::from(v)))
+    .collect();
+    assert_eq!(event.len(), vmext_vrl::SOURCE_METADATA_KEYS.len());
+    event.extend(document);
+    Value::Object(event)
+}
+
+#[test]
+fn the_keys_vector_sources_add_change_no_verdict_and_no_alert() {
+    let parity = parity();
+    let mut envelopes = 0;
+    for path in fixtures() {
+        let text = std::fs::read(&path).unwrap();
+        let decoded = to_json(&vector_event(&text).unwrap());
+        let expected =
+            vmext_vrl_parity::engine_alerts(&parity.detector, decoded.as_bytes()).unwrap();
+        let event = with_source_keys(&text);
+        let (alerts, rest) = run_alerts(event.clone());
+        assert_eq!(alerts, expected, "{}", path.display());
+        assert_eq!(rest, event, "{}", path.display());
+        envelopes += usize::from(decoded.starts_with("{\"records\":"));
+    }
+    assert_eq!(envelopes, 2, "the envelope fixtures are among them");
+}
+
+#[test]
+fn only_the_source_keys_may_stand_beside_records() {
+    let record =
+        std::fs::read_to_string(root().join("fixtures/raw/event-hub-envelope-mixed.json")).unwrap();
+    let records = record
+        .trim()
+        .strip_prefix("{\"records\":")
+        .and_then(|r| r.strip_suffix('}'))
+        .unwrap();
+    // Any other key beside `records` makes the document a record, for both sides.
+    let other = format!("{{\"records\":{records},\"tenant\":\"x\"}}");
+    let checked = parity().check(other.as_bytes()).unwrap();
+    assert_eq!(checked.alerts, 0);
+    // A source key does not: the program splits it, where the engine, which never sees such
+    // keys, reads one record (the documented difference).
+    let host = format!("{{\"host\":\"collector-1\",\"records\":{records}}}");
+    let (alerts, _) = run_alerts(vector_event(host.as_bytes()).unwrap());
+    assert_eq!(alerts.len(), 2);
+    assert!(parity().check(host.as_bytes()).is_err());
+}

@@ -3,7 +3,10 @@
 //! * `run`: build the WebAssembly component and the host, then scan the shipped fixtures
 //!   through the component under wasmtime, printing alerts (NDJSON) and a summary.
 //! * `test`: formatting, lints (host and wasm targets) and every test of the workspace, then
-//!   the VRL parity crate (its own workspace).
+//!   the VRL parity crate (its own workspace). The workspace's tests include the Vector
+//!   artefacts in the real Vector (`crates/vrl-gen/tests/real_vector.rs`): it finds `vector`
+//!   through `$VECTOR`, `PATH` or `../shared/bin/`, skips with a notice without one, and fails
+//!   without one under `CI=true`.
 //!
 //! Each task installs what it needs first, so a clean clone on a new machine works:
 //! the wasm targets, the nightly toolchain for fuzzing, and the pinned wasm-bindgen CLI and

@@ -59,17 +59,53 @@ struct Case {
     family: Option<String>,
 }
 
-/// One `vector test` case: a fixture as an input event and what the program must make of it.
+/// One shipped fixture as `vector test` checks it: the input event and what the program must
+/// make of it.
+///
+/// `vector.yaml` does not give each fixture its own test: every test builds the pipeline and
+/// compiles the program again, which takes seconds. Its two tests each take every fixture as
+/// one input, and check each fixture's output with one condition that first picks that
+/// fixture's event out of all the outputs ([`UnitTest::document_conditions`],
+/// [`UnitTest::line_conditions`]): Vector passes a condition when at least one output event
+/// satisfies it, so a condition that only its own event can satisfy checks that event alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitTest {
-    /// The test's name: the fixture file and its edge case.
+    /// The fixture file and its edge case.
     pub name: String,
     /// The fixture file, relative to `fixtures/`.
     pub file: String,
     /// VRL that builds the input event (`. = {…}`).
     pub input: String,
-    /// VRL assertions on the program's output event.
+    /// The fixture's text on one line, as an NDJSON file holds it.
+    pub line: String,
+    /// VRL that builds the event the program must leave unchanged (the input's literal).
+    pub literal: String,
+    /// VRL assertions on the program's output event: the fixture's expected verdicts.
     pub conditions: String,
+}
+
+impl UnitTest {
+    /// The condition for the fixture given as a document (inserted at the `remap`): the event
+    /// without `vmext_alerts` must be the document itself, then the verdicts must hold.
+    pub fn document_conditions(&self) -> String {
+        format!(
+            "_event = .\ndel(_event.{ANNOTATION_KEY})\n_document = {}\nassert!(_event == _document, {})\n{}",
+            self.literal,
+            string(&format!("not the output of {}", self.name)),
+            self.conditions
+        )
+    }
+
+    /// The condition for the fixture given as a line of text (inserted at the parsing step):
+    /// the event must be the one whose `message` is that line, then the verdicts must hold.
+    pub fn line_conditions(&self) -> String {
+        format!(
+            "assert!(.message == {}, {})\n{}",
+            string(&self.line),
+            string(&format!("not the output of {}", self.name)),
+            self.conditions
+        )
+    }
 }
 
 /// The assertions for one document's expected verdicts (one per record; several for an
@@ -122,10 +158,21 @@ pub fn unit_tests(root: &Path) -> Result<Vec<UnitTest>, ArtefactError> {
         let body = std::fs::read(&path).map_err(|e| ArtefactError::Io(path, e))?;
         let value = vmext_json::parse(&body)
             .map_err(|e| ArtefactError::Fixture(case.file.clone(), e.to_string()))?;
+        let text = String::from_utf8_lossy(&body);
+        let line = text.trim();
+        if line.contains('\n') {
+            return Err(ArtefactError::Fixture(
+                case.file.clone(),
+                "not on one line, as an NDJSON file would hold it".to_owned(),
+            ));
+        }
+        let literal = json_literal(&value);
         out.push(UnitTest {
             name: format!("{}: {}", case.file, case.edge),
             file: case.file.clone(),
-            input: format!(". = {}", json_literal(&value)),
+            input: format!(". = {literal}"),
+            line: line.to_owned(),
+            literal,
             conditions: conditions(&case.expect, case.family.as_deref(), &rule_id),
         });
     }
@@ -134,8 +181,18 @@ pub fn unit_tests(root: &Path) -> Result<Vec<UnitTest>, ArtefactError> {
 
 /// A YAML block scalar (`|`) holding `text` at `indent` spaces: no escaping is needed.
 fn block(text: &str, indent: usize) -> String {
+    block_with(text, indent, "|")
+}
+
+/// A YAML block scalar without its final line break (`|-`), for a value that must be `text`
+/// exactly.
+fn block_stripped(text: &str, indent: usize) -> String {
+    block_with(text, indent, "|-")
+}
+
+fn block_with(text: &str, indent: usize, style: &str) -> String {
     let pad = " ".repeat(indent);
-    let mut out = String::from("|\n");
+    let mut out = format!("{style}\n");
     for line in text.lines() {
         out.push_str(&pad);
         out.push_str(line);
@@ -144,17 +201,31 @@ fn block(text: &str, indent: usize) -> String {
     out
 }
 
+/// The transform that parses each line of the `file` source into the event.
+pub const PARSE_TRANSFORM: &str = "azure_json";
+
+/// The transform that runs the program.
+pub const DETECT_TRANSFORM: &str = "vmext_detect";
+
+/// The names of the two tests of `vector.yaml`.
+pub const TEST_NAMES: [&str; 2] = [
+    "every fixture as a parsed document, at vmext_detect",
+    "every fixture as an NDJSON line, at azure_json",
+];
+
 /// `vector/vector.yaml`: the pipeline and its unit tests.
 pub fn config(tests: &[UnitTest]) -> String {
     let program = Path::new(PROGRAM_FILE)
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let (parse, detect) = (PARSE_TRANSFORM, DETECT_TRANSFORM);
     let mut out = format!(
         "# Azure VM Extension Deployment by User, in Vector (generated by `cargo xtask vrl`; do not edit).
 #
 # azure_activity (NDJSON files, one JSON record or Event Hub envelope per line)
-#   -> vmext_detect (remap: the rule as VRL; matching events get `{ANNOTATION_KEY}`)
+#   -> {parse}   (remap: each line, which the file source puts in `message`, parsed into the event)
+#   -> {detect} (remap: the rule as VRL; matching events get `{ANNOTATION_KEY}`)
 #   -> vmext_route  (route: `alert` carries the events that have alerts)
 #   -> activity (every event) and alerts (the alert events) sinks.
 #
@@ -166,19 +237,25 @@ sources:
     type: file
     include:
       - /var/log/azure/activity/*.ndjson
-    decoding:
-      codec: json
 
 transforms:
-  vmext_detect:
+  {parse}:
     type: remap
     inputs:
       - azure_activity
+    # The document's members join the keys the source added (`message`, `host`, `file`, ...);
+    # a line that is not a JSON object leaves the event as it came, and it raises no alert.
+    source: |
+      . = merge(., object!(parse_json!(string!(.message))))
+  {detect}:
+    type: remap
+    inputs:
+      - {parse}
     file: ./{program}
   vmext_route:
     type: route
     inputs:
-      - vmext_detect
+      - {detect}
     route:
       alert: exists(.{ANNOTATION_KEY})
 
@@ -186,7 +263,7 @@ sinks:
   activity:
     type: file
     inputs:
-      - vmext_detect
+      - {detect}
     path: /var/log/vector/activity-%Y-%m-%d.ndjson
     encoding:
       codec: json
@@ -198,29 +275,56 @@ sinks:
     encoding:
       codec: json
 
-# One test per shipped fixture (fixtures/cases.toml): the fixture as the input event, and the
-# engine's expected verdicts as assertions on the remap's output.
+# Every shipped fixture (fixtures/cases.toml) with the engine's expected verdicts, in two tests
+# (each test builds the pipeline and compiles the program once): as the parsed document, and as
+# the NDJSON line the file source reads. Vector passes a condition when at least one output
+# event satisfies it; each condition first requires its own fixture's event (the document
+# unchanged apart from `{ANNOTATION_KEY}`, or the line as its `message`), so it checks that
+# event alone.
 tests:
 "
     );
-    for test in tests {
+    let head = |out: &mut String, name: &str| {
+        let mut quoted = String::new();
         // A JSON string is a valid YAML double-quoted scalar (VRL's escapes are not).
-        let mut name = String::new();
-        vmext_json::write_escaped_str(&mut name, &test.name);
-        out.push_str(&format!("  - name: {name}\n"));
+        vmext_json::write_escaped_str(&mut quoted, name);
+        out.push_str(&format!("  - name: {quoted}\n"));
         out.push_str("    inputs:\n");
-        out.push_str("      - insert_at: vmext_detect\n");
+    };
+    let conditions = |out: &mut String, at: &str, sources: Vec<String>| {
+        out.push_str("    outputs:\n");
+        out.push_str(&format!("      - extract_from: {at}\n"));
+        out.push_str("        conditions:\n");
+        for source in sources {
+            out.push_str("          - type: vrl\n");
+            out.push_str(&format!("            source: {}", block(&source, 14)));
+        }
+    };
+    head(&mut out, TEST_NAMES[0]);
+    for test in tests {
+        out.push_str(&format!("      - insert_at: {detect}\n"));
         out.push_str("        type: vrl\n");
         out.push_str(&format!("        source: {}", block(&test.input, 10)));
-        out.push_str("    outputs:\n");
-        out.push_str("      - extract_from: vmext_detect\n");
-        out.push_str("        conditions:\n");
-        out.push_str("          - type: vrl\n");
+    }
+    conditions(
+        &mut out,
+        detect,
+        tests.iter().map(UnitTest::document_conditions).collect(),
+    );
+    head(&mut out, TEST_NAMES[1]);
+    for test in tests {
+        out.push_str(&format!("      - insert_at: {parse}\n"));
+        out.push_str("        type: raw\n");
         out.push_str(&format!(
-            "            source: {}",
-            block(&test.conditions, 14)
+            "        value: {}",
+            block_stripped(&test.line, 10)
         ));
     }
+    conditions(
+        &mut out,
+        detect,
+        tests.iter().map(UnitTest::line_conditions).collect(),
+    );
     out
 }
 
@@ -283,12 +387,40 @@ mod tests {
             .lines()
             .filter_map(|l| l.strip_prefix("  - name: "))
             .collect();
-        assert_eq!(names.len(), tests.len());
+        assert_eq!(names.len(), TEST_NAMES.len());
         // JSON strings are YAML double-quoted scalars with the same value; VRL's `\{` is not.
-        for (name, test) in names.iter().zip(&tests) {
+        for (name, expected) in names.iter().zip(TEST_NAMES) {
             let parsed = vmext_json::parse(name.as_bytes()).unwrap();
-            assert_eq!(parsed.as_str(), Some(test.name.as_str()));
+            assert_eq!(parsed.as_str(), Some(expected));
         }
+    }
+
+    #[test]
+    fn each_test_takes_every_fixture_with_one_condition_each() {
+        let tests = unit_tests(&root()).unwrap();
+        let yaml = config(&tests);
+        let count = |needle: &str| yaml.lines().filter(|l| l.trim() == needle).count();
+        assert_eq!(count("type: vrl"), tests.len(), "the documents' inputs");
+        assert_eq!(count("type: raw"), tests.len(), "the lines' inputs");
+        assert_eq!(count("- type: vrl"), 2 * tests.len(), "the conditions");
+        assert_eq!(count("- extract_from: vmext_detect"), 2);
+        // Each condition first requires its own fixture's event, then its verdicts.
+        for test in &tests {
+            let document = test.document_conditions();
+            assert!(document.contains(&format!("_document = {}\n", test.literal)));
+            assert!(document.ends_with(&test.conditions));
+            let line = test.line_conditions();
+            assert!(line.starts_with(&format!("assert!(.message == {}", string(&test.line))));
+            assert!(line.ends_with(&test.conditions));
+        }
+        assert_eq!(
+            yaml.matches("not the output of ").count(),
+            2 * tests.len(),
+            "one condition per fixture in each test"
+        );
+        // The file source has no `decoding`: the line is parsed by a remap instead.
+        assert!(!yaml.contains("decoding"));
+        assert!(yaml.contains("parse_json!(string!(.message))"));
     }
 
     #[test]

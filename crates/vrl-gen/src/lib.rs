@@ -17,7 +17,9 @@
 //! into a value whose object keys are sorted, whose numbers are numbers (their spelling is
 //! gone) and which cannot repeat a key. On such an event the program's verdict and alert equal
 //! the engine's on the same event written back as JSON, which the `vrl-parity` crate checks in
-//! the VRL runtime.
+//! the VRL runtime. One difference is deliberate: a document holding `records` (an array) beside
+//! only the keys Vector's sources add in the legacy log namespace ([`SOURCE_METADATA_KEYS`]) is
+//! an envelope to the program, as the same document without those keys is to the engine.
 
 pub mod artefacts;
 pub mod code;
@@ -28,7 +30,7 @@ mod raw;
 mod timestamp;
 
 pub use error::TranslateError;
-pub use program::{ANNOTATION_KEY, program, seed_program};
+pub use program::{ANNOTATION_KEY, SOURCE_METADATA_KEYS, program, seed_program};
 pub use query::Translator;
 
 /// Statements that normalise an Azure `time` string as the engine does, for tests that compare

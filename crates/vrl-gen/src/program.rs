@@ -16,6 +16,14 @@ use crate::raw::{self, Needs};
 /// The top-level key the program adds alerts under, as the Fluent Bit annotate mode does.
 pub const ANNOTATION_KEY: &str = "vmext_alerts";
 
+/// The top-level keys Vector's `file` and `stdin` sources add to an event in the legacy log
+/// namespace (their default names: the global `log_schema` keys and the `file` source's
+/// `file_key`). An Event Hub envelope is a document whose only member is `records`, an array
+/// (the engine's rule); in Vector that document can arrive with these keys beside `records`,
+/// and the program then still reads it as an envelope. In the `vector` log namespace the event
+/// is the document alone and the keys never appear.
+pub const SOURCE_METADATA_KEYS: [&str; 5] = ["file", "host", "message", "source_type", "timestamp"];
+
 /// The VRL program for a detector's rule and query.
 pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     if detector.profile() != ProfileName::Faithful {
@@ -38,14 +46,24 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     code.line(&format!("{doc} = get([.], [0]) ?? {{}}"));
     code.line(&format!("{records} = [{doc}]"));
     code.line(&format!("{envelope} = false"));
-    code.comment("an Event Hub envelope {\"records\": [...]}: one verdict per record");
-    code.open(&format!(
-        "if keys(object({doc}) ?? {{}}) == [\"records\"] && is_array(get({doc}, [\"records\"]) ?? null) {{"
+    code.comment(&format!(
+        "an Event Hub envelope {{\"records\": [...]}}: one verdict per record. The keys a Vector\n\
+         source adds in the legacy log namespace ({}) do not count.",
+        SOURCE_METADATA_KEYS.join(", ")
     ));
+    code.open(&format!(
+        "if is_array(get({doc}, [\"records\"]) ?? null) {{"
+    ));
+    code.line(&format!(
+        "_vmext_other = filter(object({doc}) ?? {{}}) -> |_ok, _ov| {{ _ok != \"records\" && !includes({}, _ok) }}",
+        string_array(SOURCE_METADATA_KEYS)
+    ));
+    code.open("if length(_vmext_other) == 0 {");
     code.line(&format!(
         "{records} = array(get({doc}, [\"records\"]) ?? null) ?? []"
     ));
     code.line(&format!("{envelope} = true"));
+    code.close();
     code.close();
     code.line(&format!("{alerts} = []"));
     code.open(&format!(
@@ -114,10 +132,14 @@ fn header(code: &mut Code, rule: &Rule, query: &str) {
          For a `remap` transform. When the rule matches an event (an ECS document or a raw\n\
          Azure Activity Log record), the program adds `{ANNOTATION_KEY}`: an array of ECS\n\
          alerts, one per matching record (an Event Hub envelope {{\"records\": [...]}} can\n\
-         hold several). Any other event is left as it is.\n\
+         hold several; beside `records`, the keys a Vector source adds in the legacy log\n\
+         namespace do not count: {}).\n\
+         Any other event is left as it is.\n\
          \n\
          Query:",
-        rule.name, rule.rule_id
+        rule.name,
+        rule.rule_id,
+        SOURCE_METADATA_KEYS.join(", ")
     ));
     for line in query.trim().lines() {
         code.comment(&format!("  {}", line.trim_end()));

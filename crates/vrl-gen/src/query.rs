@@ -451,15 +451,19 @@ impl<'c> Translator<'c> {
             suffix.len()
         ));
         for piece in &middles {
-            self.code
-                .line(&format!("_pa = find(_pw, {})", string(piece)));
-            self.code.open("if is_null(_pa) {");
+            // `find` gives null when the text is absent, but VRL releases type it differently
+            // (integer only, as Vector 0.57 pins it; integer or null in crates.io `vrl` 0.38):
+            // through `get` the value is untyped, so the same code compiles in both, and a
+            // release that gave -1 would be read right as well.
+            self.code.line(&format!(
+                "_pa = int(get([find(_pw, {})], [0]) ?? null) ?? -1",
+                string(piece)
+            ));
+            self.code.open("if _pa < 0 {");
             self.code.line(&format!("{out} = false"));
             self.code.reopen("} else {");
-            self.code.line(&format!(
-                "_pw = slice(_pw, (int(_pa) ?? 0) + {}) ?? \"\"",
-                piece.len()
-            ));
+            self.code
+                .line(&format!("_pw = slice(_pw, _pa + {}) ?? \"\"", piece.len()));
             self.code.close();
         }
         self.code.close();

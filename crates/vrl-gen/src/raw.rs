@@ -500,8 +500,16 @@ fn resource_id_parts(code: &mut Code, value: &str, view: &str) {
         )
     };
     let s = |i: usize| format!("(string({seg}[{i}]) ?? \"\")");
-    // The text from segment `i` on, when there is some: `rest_from`.
-    let rest = |i: usize| format!("join(slice({seg}, {i}) ?? [], \"/\")");
+    // The text from segment `i` on, when there is some: `rest_from`. Taken as the last part of
+    // a split limited to `i + 1` parts rather than by joining segments again: `join` is fallible
+    // in the VRL Vector 0.57 pins and infallible on string arrays in crates.io `vrl` 0.36+, so
+    // the error handling one of them requires, the other rejects.
+    let rest = |i: usize| {
+        format!(
+            "(string(split({id}, \"/\", limit: {})[{i}]) ?? \"\")",
+            i + 1
+        )
+    };
     let guid = r"\A(?:\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\z";
     code.open(&format!("if is_string({value}) {{"));
     code.line(&format!("{id} = string({value}) ?? \"\""));

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Events per second of the rule in the real Vector: the generated program against the obvious
+# hand-written VRL a Vector user would write for the faithful rule on nested ECS fields
+# (bench/vector-handwritten.vrl), and a `remap` that does nothing, on the same ECS corpus.
+#
+#   bench/vector.sh              RECORDS=200000 ROUNDS=3 by default
+#
+# Vector is found as the real-Vector test finds it: $VECTOR, then PATH, then ../shared/bin/vector.
+# Each figure is the median wall-clock time of ROUNDS runs of `vector` reading the corpus on
+# stdin (JSON decoder) through one `remap` to a `console` sink on /dev/null. The same
+# configuration on empty input gives the start-up time (loading the configuration, compiling the
+# program, shutting down); events/s is records / (time with the corpus - start-up time).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+RECORDS=${RECORDS:-200000}
+ROUNDS=${ROUNDS:-3}
+OUT=target/bench/vector
+mkdir -p "$OUT"
+
+VECTOR=${VECTOR:-$(command -v vector || echo ../shared/bin/vector)}
+[[ -x $VECTOR ]] || { echo "no vector binary (set VECTOR)" >&2; exit 2; }
+
+DETECT=target/release/vmext-detect
+[[ -x $DETECT ]] || cargo build --release --quiet -p vmext-host
+CORPUS=$OUT/ecs-$RECORDS.ndjson
+[[ -s $CORPUS ]] || "$DETECT" generate --records "$RECORDS" --shape ecs > "$CORPUS"
+
+config() { # remap source lines (file: or source:) -> config file
+    cat > "$OUT/$1.yaml" <<EOF
+sources:
+  input:
+    type: stdin
+    decoding:
+      codec: json
+transforms:
+  detect:
+    type: remap
+    inputs: [input]
+    $2
+sinks:
+  out:
+    type: console
+    inputs: [detect]
+    encoding:
+      codec: json
+EOF
+}
+config noop "source: 'true'"
+config generated "file: $PWD/vector/azure_vm_extension_deployment_by_user.vrl"
+config handwritten "file: $PWD/bench/vector-handwritten.vrl"
+
+median() { sort -n | awk '{a[NR]=$1} END {printf "%.2f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+echo "$("$VECTOR" --version), $(nproc) cores, $RECORDS ECS records ($(du -m "$CORPUS" | cut -f1) MB), median of $ROUNDS runs"
+echo
+timed() { # config, input -> median milliseconds
+    local times=()
+    for _ in $(seq "$ROUNDS"); do
+        local start end
+        start=$(date +%s%N)
+        "$VECTOR" --quiet --config "$OUT/$1.yaml" < "$2" > /dev/null
+        end=$(date +%s%N)
+        times+=("$(( (end - start) / 1000000 ))")
+    done
+    printf '%s\n' "${times[@]}" | median
+}
+
+echo "| remap program | median wall time | start-up (empty input) | events/s beyond start-up |"
+echo "|---|---|---|---|"
+for name in noop handwritten generated; do
+    empty=$(timed "$name" /dev/null)
+    full=$(timed "$name" "$CORPUS")
+    echo "| $name | $(awk -v m="$full" 'BEGIN {printf "%.2f s", m / 1000}') | $(awk -v m="$empty" 'BEGIN {printf "%.2f s", m / 1000}') | $(awk -v f="$full" -v e="$empty" -v n="$RECORDS" 'BEGIN {printf "%.0f", n / ((f - e) / 1000)}') |"
+done
