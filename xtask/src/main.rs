@@ -3,7 +3,8 @@
 //! * `run`: build the WebAssembly component and the host, then scan the shipped fixtures
 //!   through the component under wasmtime, printing alerts (NDJSON) and a summary.
 //! * `test`: formatting, lints (host and wasm targets) and every test of the workspace, then
-//!   the VRL parity crate (its own workspace). The workspace's tests include the Vector
+//!   the VRL parity crate (its own workspace), the browser tests, the component under jco
+//!   (Node), and short fuzzing runs. The workspace's tests include the Vector
 //!   artefacts in the real Vector (`crates/vrl-gen/tests/real_vector.rs`): it finds `vector`
 //!   through `$VECTOR`, `PATH` or `../shared/bin/`, skips with a notice without one, and fails
 //!   without one under `CI=true`.
@@ -440,6 +441,52 @@ fn browser_tests() -> Result<(), String> {
     .map(|_| ())
 }
 
+/// The component in a second component host: jco transpiles it for Node (with WASI from
+/// `@bytecodealliance/preview2-shim`), and `jco/component.test.mjs` holds it to the native
+/// engine on every fixture. Needs the component and `target/debug/vmext-detect` built.
+fn jco_tests() -> Result<(), String> {
+    build_component()?;
+    step(
+        "install jco and its WASI shim (npm)",
+        "npm",
+        &[
+            "ci",
+            "--prefix",
+            "jco",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ],
+        &[0],
+    )?;
+    step(
+        "transpile the component with jco",
+        "npm",
+        &[
+            "exec",
+            "--prefix",
+            "jco",
+            "--",
+            "jco",
+            "transpile",
+            "target/wasm32-wasip2/wasm-release/vmext_guest.wasm",
+            "-o",
+            "jco/out",
+            "--name",
+            "vmext",
+            "--quiet",
+        ],
+        &[0],
+    )?;
+    step(
+        "the component under jco (Node)",
+        "node",
+        &["--test", "jco/component.test.mjs"],
+        &[0],
+    )
+    .map(|_| ())
+}
+
 /// cargo-fuzz: the one on PATH, or one installed into the tools folder on first use. The
 /// nightly toolchain it builds the targets with is installed first when the machine lacks it.
 fn cargo_fuzz() -> Result<String, String> {
@@ -673,5 +720,6 @@ fn test() -> Result<(), String> {
     step("tests", &cargo, &["test", "--workspace"], &[0])?;
     vrl_parity(&cargo)?;
     browser_tests()?;
+    jco_tests()?;
     fuzz(FUZZ_SECONDS_IN_TESTS)
 }
