@@ -568,3 +568,37 @@ fn an_envelope_over_the_deadline_is_evaluated_record_by_record() {
     );
     assert_eq!((code, out.lines().count()), (ALERTS, 60), "{err}");
 }
+
+/// A gzip copy of every shipped fixture gives the same alerts, in the same order, as the
+/// fixtures themselves.
+#[test]
+fn gzip_copies_of_the_fixtures_give_the_fixtures_alerts() {
+    let dir = scratch("gzip-fixtures");
+    let fixtures = vmext_test_support::fixture_files();
+    assert!(fixtures.len() >= 60);
+    let mut plain = Vec::new();
+    let mut gzipped = Vec::new();
+    for fixture in &fixtures {
+        let bytes = std::fs::read(fixture).unwrap();
+        let name = fixture.file_name().unwrap().to_string_lossy().into_owned();
+        let parent = fixture
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy();
+        let copy = dir.join(format!("{parent}-{name}.gz"));
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&bytes).unwrap();
+        std::fs::write(&copy, encoder.finish().unwrap()).unwrap();
+        plain.push(fixture.to_string_lossy().into_owned());
+        gzipped.push(copy.to_string_lossy().into_owned());
+    }
+    let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+    let gzipped: Vec<&str> = gzipped.iter().map(String::as_str).collect();
+    let (code, expected, _) = both(&plain, b"");
+    assert_eq!(code, ALERTS);
+    assert_eq!(expected.lines().count(), 27);
+    let (code, out, err) = both(&gzipped, b"");
+    assert_eq!((code, out), (ALERTS, expected), "{err}");
+}
