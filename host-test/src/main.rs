@@ -326,17 +326,23 @@ fn run_fluent_bit(args: &Args) -> Result<ExitCode, String> {
                         io::Error::new(e.kind(), format!("{}: {e}", path.display()))
                     })?),
                 };
-            let mut emit = |frame: vmext_host::input::Frame<'_>| match frame {
-                vmext_host::input::Frame::Document { text, .. } => feed(text),
-                // Fluent Bit's parser drops what is not JSON before a filter sees it.
+            // As Fluent Bit's `tail` input: one record per line, every non-blank line handed to
+            // the module as it is (the module answers unreadable ones itself); a line over the
+            // cap is reported and skipped, as `tail` skips lines over its buffer.
+            let text = vmext_host::input::text_reader(reader).map_err(|e| match e {
+                vmext_host::input::InputError::Io(e) => e,
+                other => io::Error::new(io::ErrorKind::InvalidData, format!("{input}: {other}")),
+            })?;
+            vmext_host::input::for_each_line(text, args.max_document, |n, line| match line {
+                vmext_host::input::Line::Text(t) if !t.iter().all(u8::is_ascii_whitespace) => {
+                    feed(t)
+                }
+                vmext_host::input::Line::TooLong(len) => {
+                    eprintln!("{input}:{n}: line of {len} bytes over the size cap; skipped");
+                    Ok(())
+                }
                 _ => Ok(()),
-            };
-            vmext_host::input::frames(reader, args.max_document, &mut emit).map_err(
-                |e| match e {
-                    vmext_host::input::InputError::Io(e) => e,
-                    other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
-                },
-            )?;
+            })?;
         }
         Ok(())
     };
