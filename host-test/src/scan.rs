@@ -83,7 +83,7 @@ pub mod exit {
 impl Summary {
     /// Documents parsed by the engine (not rejected, not invalid).
     pub fn parsed(&self) -> u64 {
-        self.documents - self.rejected - self.invalid
+        self.documents.saturating_sub(self.rejected + self.invalid)
     }
 
     /// The exit status the summary calls for: the [`exit`] bits that hold, or 0.
