@@ -415,23 +415,29 @@ fn ensure_chromium() -> Result<(), String> {
     .map(|_| ())
 }
 
-/// The browser tests: the playground in headless Chromium, driven by playwright-core.
-fn browser_tests() -> Result<(), String> {
-    build_playground()?;
-    ensure_chromium()?;
+/// Installs the npm packages a folder's lockfile names (`npm ci`), quietly.
+fn npm_ci(what: &str, folder: &str) -> Result<(), String> {
     step(
-        "install the browser tests' npm packages",
+        &format!("install {what} (npm)"),
         "npm",
         &[
             "ci",
             "--prefix",
-            "playground",
+            folder,
             "--no-audit",
             "--no-fund",
             "--loglevel=error",
         ],
         &[0],
-    )?;
+    )
+    .map(|_| ())
+}
+
+/// The browser tests: the playground in headless Chromium, driven by playwright-core.
+fn browser_tests() -> Result<(), String> {
+    build_playground()?;
+    ensure_chromium()?;
+    npm_ci("the browser tests' npm packages", "playground")?;
     step(
         "browser tests",
         "node",
@@ -446,19 +452,7 @@ fn browser_tests() -> Result<(), String> {
 /// engine on every fixture. Needs the component and `target/debug/vmext-detect` built.
 fn jco_tests() -> Result<(), String> {
     build_component()?;
-    step(
-        "install jco and its WASI shim (npm)",
-        "npm",
-        &[
-            "ci",
-            "--prefix",
-            "jco",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-        ],
-        &[0],
-    )?;
+    npm_ci("jco and its WASI shim", "jco")?;
     step(
         "transpile the component with jco",
         "npm",
