@@ -10,7 +10,7 @@
 
 use vmext_engine::documents::{
     DEFAULT_MAX_DOCUMENT_BYTES, ENVELOPE_SPLIT_BYTES, Frame, MEMBERS_PER_PIECE, envelope_members,
-    frame_text,
+    envelope_pieces, frame_text,
 };
 use vmext_engine::{BuildError, Evaluation, Explanation, ProfileName, RuleError, RuleSource};
 use wasm_bindgen::prelude::*;
@@ -335,15 +335,8 @@ impl Detector {
         if doc.len() > ENVELOPE_SPLIT_BYTES
             && let Some(members) = envelope_members(doc)
         {
-            let texts: Vec<&[u8]> = members
-                .iter()
-                .map(|r| doc.get(r.clone()).unwrap_or_default())
-                .collect();
-            for (piece, chunk) in texts.chunks(MEMBERS_PER_PIECE).enumerate() {
-                for e in self
-                    .inner
-                    .evaluate_members(chunk, piece * MEMBERS_PER_PIECE, explain)
-                {
+            for (first, piece) in envelope_pieces(doc, &members, MEMBERS_PER_PIECE) {
+                for e in self.inner.evaluate_members(&piece, first, explain) {
                     let mut item = String::new();
                     record_json(&mut item, line, &e);
                     items.push(item);

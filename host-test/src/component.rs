@@ -459,21 +459,19 @@ impl Evaluator for ComponentEvaluator {
                 // An envelope that failed whole is evaluated again in pieces, and member by
                 // member where a piece fails, so that only the members that fail alone are lost.
                 if let Some(members) = vmext_engine::documents::envelope_members(document) {
-                    let texts: Vec<&[u8]> = members
-                        .iter()
-                        .map(|r| document.get(r.clone()).unwrap_or_default())
-                        .collect();
                     // The piece the whole envelope was: straight to one member at a time.
-                    let per_piece = if texts.len() <= vmext_engine::documents::MEMBERS_PER_PIECE {
+                    let per_piece = if members.len() <= vmext_engine::documents::MEMBERS_PER_PIECE {
                         1
                     } else {
                         vmext_engine::documents::MEMBERS_PER_PIECE
                     };
-                    let records = texts
-                        .chunks(per_piece)
-                        .enumerate()
-                        .flat_map(|(i, piece)| self.evaluate_members(piece, i * per_piece, explain))
-                        .collect();
+                    let records =
+                        vmext_engine::documents::envelope_pieces(document, &members, per_piece)
+                            .into_iter()
+                            .flat_map(|(first, piece)| {
+                                self.evaluate_members(&piece, first, explain)
+                            })
+                            .collect();
                     return DocumentResult::Records(records);
                 }
                 DocumentResult::Failed(format!("the guest failed on this document: {reason}"))

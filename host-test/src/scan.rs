@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::evaluator::{DocumentResult, Evaluator, RecordResult};
 use crate::input::{Frame, InputError, frames};
-use vmext_engine::documents::{ENVELOPE_SPLIT_BYTES, MEMBERS_PER_PIECE};
+use vmext_engine::documents::{ENVELOPE_SPLIT_BYTES, MEMBERS_PER_PIECE, envelope_pieces};
 
 /// Where documents come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,19 +219,6 @@ pub fn scan(
         let mut write_error: Option<io::Error> = None;
         let mut handle = |frame: Frame<'_>| -> io::Result<()> {
             summary.documents += 1;
-            // A record (or envelope) is an object: other JSON values are invalid documents, even
-            // those the prefilter would pass over unparsed.
-            let frame = match frame {
-                Frame::Document { line, text }
-                    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') =>
-                {
-                    Frame::Invalid {
-                        line,
-                        reason: vmext_engine::RecordError::NotAnObject.to_string(),
-                    }
-                }
-                other => other,
-            };
             let written = match frame {
                 Frame::Document { line, text } if text.len() > ENVELOPE_SPLIT_BYTES => {
                     match vmext_engine::documents::envelope_members(text) {
@@ -336,26 +323,9 @@ fn split_envelope(
     sink: &mut Sink<'_>,
     summary: &mut Summary,
 ) -> io::Result<()> {
-    let mut first = 0;
-    while first < members.len() {
-        let mut end = first;
-        let mut bytes = 0;
-        while let Some(range) = members.get(end) {
-            if end > first && (end - first >= MEMBERS_PER_PIECE || bytes >= ENVELOPE_SPLIT_BYTES) {
-                break;
-            }
-            bytes += range.len();
-            end += 1;
-        }
-        let piece: Vec<&[u8]> = members
-            .get(first..end)
-            .unwrap_or_default()
-            .iter()
-            .map(|r| text.get(r.clone()).unwrap_or_default())
-            .collect();
+    for (first, piece) in envelope_pieces(text, members, MEMBERS_PER_PIECE) {
         let results = evaluator.evaluate_members(&piece, first, explain);
         write_records(sink, line, &results, Some(first), summary)?;
-        first = end;
     }
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! browser playground read text the same way:
 //!
 //! 1. A line that holds one or more complete JSON values, separated by whitespace, gives one
-//!    document per value.
+//!    document per value; a value that is not an object (no record, no envelope) is an invalid
+//!    document.
 //! 2. A line that opens a value it does not close starts a document that takes the following
 //!    lines until the value closes; what follows on the closing line is read by rule 1.
 //! 3. A line that is neither, and a multi-line document that turns out broken (a syntax error
@@ -43,7 +44,7 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// One framed piece of input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame<'a> {
-    /// A complete JSON value (valid JSON text), starting on `line`.
+    /// A complete JSON object (valid JSON text: a record or an envelope), starting on `line`.
     Document {
         /// The line it starts on (1-based).
         line: u64,
@@ -340,13 +341,10 @@ impl Framer {
                 return Ok(());
             }
             match validate(text) {
-                Ok(()) => return emit(Frame::Document { line: number, text }),
+                Ok(()) => return emit_value(number, text, emit),
                 Err(e) if e.kind == ErrorKind::TrailingCharacters && e.offset > 0 => {
                     let (value, rest) = text.split_at(e.offset.min(text.len()));
-                    emit(Frame::Document {
-                        line: number,
-                        text: value,
-                    })?;
+                    emit_value(number, value, emit)?;
                     text = rest;
                 }
                 Err(e) if e.kind == ErrorKind::UnexpectedEnd && e.offset >= text.len() => {
@@ -411,10 +409,7 @@ impl Framer {
                 match validate(value) {
                     Ok(()) => {
                         let first = open.lines.first().map_or(number, |l| l.0);
-                        emit(Frame::Document {
-                            line: first,
-                            text: value,
-                        })?;
+                        emit_value(first, value, emit)?;
                         let rest = rest.to_vec();
                         self.push_values(number, &rest, emit)
                     }
@@ -511,6 +506,24 @@ impl Framer {
     }
 }
 
+/// Emits one complete JSON value: a document when it is an object (a record or an envelope),
+/// an invalid one otherwise, so that a value that is no record is reported even where the
+/// prefilter would pass over it unparsed.
+fn emit_value(
+    line: u64,
+    text: &[u8],
+    emit: &mut dyn FnMut(Frame<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    if text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        emit(Frame::Document { line, text })
+    } else {
+        emit(Frame::Invalid {
+            line,
+            reason: crate::RecordError::NotAnObject.to_string(),
+        })
+    }
+}
+
 /// Frames a whole text held in memory (a paste, a file read whole), calling `emit` for each
 /// frame: the same framing as a stream read line by line.
 pub fn frame_text(
@@ -594,6 +607,34 @@ pub fn envelope_members(text: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     (skip_ws(text, at + 1) == text.len()).then_some(members)
 }
 
+/// The members of an envelope (`members` as [`envelope_members`] found them in `text`) in
+/// pieces of at most `max_members` members and about [`ENVELOPE_SPLIT_BYTES`] bytes, each with
+/// the envelope index of its first member: what a host hands to
+/// [`crate::Detector::evaluate_members`] one piece at a time.
+pub fn envelope_pieces<'t>(
+    text: &'t [u8],
+    members: &[std::ops::Range<usize>],
+    max_members: usize,
+) -> Vec<(usize, Vec<&'t [u8]>)> {
+    let mut pieces = Vec::new();
+    let mut piece: Vec<&[u8]> = Vec::new();
+    let mut first = 0;
+    let mut bytes = 0;
+    for (i, range) in members.iter().enumerate() {
+        if !piece.is_empty() && (piece.len() >= max_members || bytes >= ENVELOPE_SPLIT_BYTES) {
+            pieces.push((first, std::mem::take(&mut piece)));
+            first = i;
+            bytes = 0;
+        }
+        piece.push(text.get(range.clone()).unwrap_or_default());
+        bytes += range.len();
+    }
+    if !piece.is_empty() {
+        pieces.push((first, piece));
+    }
+    pieces
+}
+
 fn skip_ws(text: &[u8], mut at: usize) -> usize {
     while text
         .get(at)
@@ -660,6 +701,23 @@ fn value_end(text: &[u8], at: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelope_pieces_are_bounded_and_numbered() {
+        let text = b"{\"records\":[1,22,333,4444,55555]}";
+        let members = envelope_members(text).unwrap();
+        let pieces = envelope_pieces(text, &members, 2);
+        let got: Vec<(usize, Vec<&[u8]>)> = pieces;
+        assert_eq!(
+            got,
+            vec![
+                (0, vec![&b"1"[..], b"22"]),
+                (2, vec![&b"333"[..], b"4444"]),
+                (4, vec![&b"55555"[..]])
+            ]
+        );
+        assert_eq!(envelope_pieces(text, &[], 2), vec![]);
+    }
 
     #[test]
     fn envelope_members_are_found_in_valid_envelopes_only() {
