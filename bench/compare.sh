@@ -22,11 +22,13 @@ export LC_ALL=C
 
 say() { printf '==> %s\n' "$*" >&2; }
 
-say "building vmext-detect, the component and the Fluent Bit module (release)"
+say "building vmext-detect, the component and the Fluent Bit module (release), and the harness"
 cargo xtask build >&2
+cargo build --release --quiet -p host-test >&2
 say "building vrl-scan (release; the vrl crate takes a while the first time)"
 cargo build --release --quiet --manifest-path vrl-parity/Cargo.toml --bin vrl-scan >&2
-DETECT=target/release/vmext-detect
+DETECT=target/dist/vmext-detect
+HARNESS=target/release/host-test
 VRL_SCAN=$(find target vrl-parity/target -path '*/release/vrl-scan' -type f 2>/dev/null | head -n 1)
 [[ -x $VRL_SCAN ]] || { echo "vrl-scan was not built" >&2; exit 2; }
 
@@ -64,7 +66,7 @@ for shape in ecs raw; do
     corpus=$OUT/$shape-$RECORDS.ndjson
     if [[ ! -s $corpus ]]; then
         say "generating $corpus"
-        "$DETECT" generate --records "$RECORDS" --shape "$shape" --seed 1 > "$corpus"
+        "$HARNESS" generate --records "$RECORDS" --shape "$shape" --seed 1 > "$corpus"
     fi
     bytes=$(stat -c %s "$corpus")
     rarest=""; fewest=""
@@ -76,14 +78,14 @@ for shape in ecs raw; do
     unset SECONDS_OF; declare -A SECONDS_OF
     names=("native engine (vmext-detect scan --engine native)"
            "component under wasmtime (vmext-detect scan)"
-           "Fluent Bit module, emulated calling convention (vmext-detect fluent-bit --function vmext_alerts)"
+           "Fluent Bit module, emulated calling convention (host-test fluent-bit --function vmext_alerts)"
            "VRL program in the vrl runtime (vrl-scan)"
            "grep -F -c \"$rarest\"")
     for round in $(seq "$ROUNDS"); do
         say "$shape round $round/$ROUNDS"
         run "${names[0]}" "$DETECT" scan --no-progress --engine native "$corpus"
         run "${names[1]}" "$DETECT" scan --no-progress "$corpus"
-        run "${names[2]}" "$DETECT" fluent-bit --function vmext_alerts "$corpus"
+        run "${names[2]}" "$HARNESS" fluent-bit --function vmext_alerts "$corpus"
         run "${names[3]}" "$VRL_SCAN" "$corpus"
         run "${names[4]}" grep -F -c -- "$rarest" "$corpus"
     done

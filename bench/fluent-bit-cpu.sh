@@ -33,7 +33,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 say "generating $RECORDS ECS records"
-cargo run --quiet -p vmext-host --bin vmext-detect -- generate --records "$RECORDS" --shape ecs \
+cargo run --quiet --release -p host-test -- generate --records "$RECORDS" --shape ecs \
     > "$WORK/corpus.ndjson"
 BYTES=$(stat -c %s "$WORK/corpus.ndjson")
 

@@ -21,10 +21,10 @@ mkdir -p "$OUT"
 VECTOR=${VECTOR:-$(command -v vector || echo ../shared/bin/vector)}
 [[ -x $VECTOR ]] || { echo "no vector binary (set VECTOR)" >&2; exit 2; }
 
-DETECT=target/release/vmext-detect
-[[ -x $DETECT ]] || cargo build --release --quiet -p vmext-host
+HARNESS=target/release/host-test
+[[ -x $HARNESS ]] || cargo build --release --quiet -p host-test
 CORPUS=$OUT/ecs-$RECORDS.ndjson
-[[ -s $CORPUS ]] || "$DETECT" generate --records "$RECORDS" --shape ecs > "$CORPUS"
+[[ -s $CORPUS ]] || "$HARNESS" generate --records "$RECORDS" --shape ecs > "$CORPUS"
 
 config() { # remap source lines (file: or source:) -> config file
     cat > "$OUT/$1.yaml" <<EOF

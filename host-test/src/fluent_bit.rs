@@ -105,7 +105,7 @@ impl FluentBitModule {
 
     fn with_config(path: &Path, config: Config, fuel: bool) -> wasmtime::Result<FluentBitModule> {
         let engine = Engine::new(&config)?;
-        let module = crate::compile_cache::module(&engine, path)?;
+        let module = vmext_host::compile_cache::module(&engine, path)?;
         let mut linker = Linker::new(&engine);
         crate::wasi_files::define(&mut linker)?;
         linker.define_unknown_imports_as_traps(&module)?;
@@ -295,7 +295,7 @@ pub fn find_module(explicit: Option<&Path>) -> Result<std::path::PathBuf, String
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let dir = exe.parent().unwrap_or(Path::new("."));
-    let candidate = dir.join("../wasm32-wasip1/wasm-release/vmext_guest.wasm");
+    let candidate = dir.join(vmext_artefacts::Artefact::FluentBit.path_from_host_binary());
     if candidate.is_file() {
         Ok(candidate)
     } else {

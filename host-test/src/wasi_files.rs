@@ -15,11 +15,20 @@
 //! `fd_prestat_dir_name`), opening a file read-only under one (`path_open`, after
 //! `fd_fdstat_get` on the directory), reading it (`fd_filestat_get`, `fd_read`) and closing it
 //! (`fd_close`). The environment is empty. Everything is read from the host directory at open
-//! time; nothing can be written, and a path that leaves the directory (`..`, an absolute path,
-//! a symbolic link) is refused.
+//! time; nothing can be written.
+//!
+//! Each preopen is held as a `cap_std::fs::Dir`, a capability for that directory alone, and
+//! every open goes through it, as in wasmtime's own WASI: no path can leave the directory,
+//! whether by `..`, an absolute path, a symbolic link to a file outside, or a symbolic link to
+//! a directory outside met at any component of the path. Symbolic links that stay inside are
+//! followed.
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::io::Read;
+use std::path::{Component, Path};
+use std::sync::Arc;
+
+use cap_std::fs::Dir;
 
 use wasmtime::{Caller, Extern, Linker};
 
@@ -43,8 +52,8 @@ const FILETYPE_REGULAR_FILE: u8 = 4;
 /// under them.
 #[derive(Debug, Default)]
 pub struct WasiFiles {
-    /// (name the module sees, host directory), in descriptor order.
-    preopens: Vec<(String, PathBuf)>,
+    /// (name the module sees, the directory's capability), in descriptor order.
+    preopens: Vec<(String, Arc<Dir>)>,
     open: HashMap<i32, (Vec<u8>, usize)>,
     next_fd: i32,
 }
@@ -66,13 +75,13 @@ impl WasiFiles {
         let mut preopens = Vec::new();
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let host = working_dir.join(name);
-            if let Err(e) = std::fs::read_dir(&host) {
-                return Err(format!(
+            let dir = Dir::open_ambient_dir(&host, cap_std::ambient_authority()).map_err(|e| {
+                format!(
                     "error while pre-opening directory {name}: {}",
                     e.raw_os_error().unwrap_or(0)
-                ));
-            }
-            preopens.push((name.to_owned(), host));
+                )
+            })?;
+            preopens.push((name.to_owned(), Arc::new(dir)));
         }
         let next_fd = FIRST_PREOPEN + i32::try_from(preopens.len()).unwrap_or(0);
         Ok(WasiFiles {
@@ -82,7 +91,7 @@ impl WasiFiles {
         })
     }
 
-    fn preopen(&self, fd: i32) -> Option<&(String, PathBuf)> {
+    fn preopen(&self, fd: i32) -> Option<&(String, Arc<Dir>)> {
         let index = usize::try_from(fd.checked_sub(FIRST_PREOPEN)?).ok()?;
         self.preopens.get(index)
     }
@@ -91,22 +100,25 @@ impl WasiFiles {
         let Some((_, dir)) = self.preopen(dirfd) else {
             return Err(errno::BADF);
         };
-        let mut path = dir.clone();
-        for component in Path::new(relative).components() {
-            match component {
-                Component::Normal(part) => path.push(part),
-                Component::CurDir => {}
-                _ => return Err(errno::NOTCAPABLE),
-            }
-        }
-        let meta = std::fs::symlink_metadata(&path).map_err(|_| errno::NOENT)?;
-        if meta.file_type().is_symlink() {
+        // Absolute paths and `..` are refused before the capability is asked (it would refuse
+        // them too); every other check is the capability's.
+        if Path::new(relative)
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
             return Err(errno::NOTCAPABLE);
         }
-        if meta.is_dir() {
+        let refused = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::NotFound => errno::NOENT,
+            std::io::ErrorKind::IsADirectory => errno::ISDIR,
+            _ => errno::NOTCAPABLE,
+        };
+        let mut file = dir.open(relative).map_err(refused)?;
+        if file.metadata().map_err(refused)?.is_dir() {
             return Err(errno::ISDIR);
         }
-        let bytes = std::fs::read(&path).map_err(|_| errno::NOENT)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(refused)?;
         let fd = self.next_fd;
         self.next_fd += 1;
         self.open.insert(fd, (bytes, 0));

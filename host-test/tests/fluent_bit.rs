@@ -6,9 +6,9 @@
     clippy::panic
 )]
 
+use host_test::fluent_bit::{FluentBitInstance, FluentBitModule, Mode, Reply};
+use host_test::wasi_files::WasiFiles;
 use vmext_engine::{Detector, Exceptions, Outcome, ProfileName, Verdict};
-use vmext_host::fluent_bit::{FluentBitInstance, FluentBitModule, Mode, Reply};
-use vmext_host::wasi_files::WasiFiles;
 use vmext_test_support::{Artefact, build_artefact, fixture_files, repo_root};
 
 fn instance(artefact: Artefact) -> FluentBitInstance {
@@ -361,16 +361,16 @@ fn a_trap_does_not_poison_the_instance() {
     }
 }
 
-fn corpus(shape: vmext_host::generate::CorpusShape, records: u64, tp: f64) -> Vec<Vec<u8>> {
+fn corpus(shape: host_test::generate::CorpusShape, records: u64, tp: f64) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let spec = vmext_host::generate::CorpusSpec {
+    let spec = host_test::generate::CorpusSpec {
         records,
         shape,
         true_positive_rate: tp,
         near_miss_rate: 0.05,
         seed: 3,
     };
-    vmext_host::generate::generate(&spec, &mut out).unwrap();
+    host_test::generate::generate(&spec, &mut out).unwrap();
     out.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .map(<[u8]>::to_vec)
@@ -378,7 +378,7 @@ fn corpus(shape: vmext_host::generate::CorpusShape, records: u64, tp: f64) -> Ve
 }
 
 fn memory_stays_flat(calls: usize) {
-    use vmext_host::generate::CorpusShape;
+    use host_test::generate::CorpusShape;
     let mut fb = instance(Artefact::FluentBit);
     let mut records = corpus(CorpusShape::Ecs, 500, 0.02);
     records.extend(corpus(CorpusShape::Raw, 500, 0.02));
@@ -421,7 +421,7 @@ fn linear_memory_is_flat_over_one_million_calls() {
 #[test]
 #[ignore = "a measurement, not a check; run explicitly (see BENCHMARKS.md)"]
 fn cost_per_record_in_fuel() {
-    use vmext_host::generate::CorpusShape;
+    use host_test::generate::CorpusShape;
     // The shipped module for the annotate path; the test-hooks build only for the yardsticks
     // (its marker checks would inflate the annotate figure).
     let mut fb = FluentBitModule::load(&build_artefact(Artefact::FluentBit), true)
@@ -484,4 +484,54 @@ fn cost_per_record_in_fuel() {
             );
         }
     }
+}
+
+/// A preopened directory is a capability for that directory alone: a symbolic link to a
+/// directory outside it, met at any component of the path (here `etc`, on the way to
+/// `etc/vmext/exceptions.json`), does not reach the file there, while a link that stays inside
+/// the preopen is followed, as in WASI runtimes.
+#[test]
+fn symlinked_directories_do_not_leave_a_preopen() {
+    let base = vmext_test_support::TempDir::new("fb-preopen-symlinks");
+    let outside = base.path().join("outside");
+    std::fs::create_dir_all(outside.join("etc/vmext")).unwrap();
+    std::fs::copy(
+        repo_root().join("fixtures/exceptions/known-good-automation.json"),
+        outside.join("etc/vmext/exceptions.json"),
+    )
+    .unwrap();
+    // Escaping: work/etc -> ../outside/etc.
+    let escaping = base.path().join("escaping");
+    std::fs::create_dir_all(&escaping).unwrap();
+    std::os::unix::fs::symlink(outside.join("etc"), escaping.join("etc")).unwrap();
+    // Staying inside: work/etc -> real-etc, a folder of the preopen.
+    let inside = base.path().join("inside");
+    std::fs::create_dir_all(inside.join("real-etc/vmext")).unwrap();
+    std::fs::copy(
+        outside.join("etc/vmext/exceptions.json"),
+        inside.join("real-etc/vmext/exceptions.json"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("real-etc", inside.join("etc")).unwrap();
+
+    let known_good =
+        std::fs::read_to_string(repo_root().join("fixtures/ecs/microsoft-monitoring-agent.json"))
+            .unwrap();
+    let record = known_good.trim().as_bytes();
+    let alerts = engine_alerts(record);
+    assert_eq!(alerts.len(), 1, "the fixture alerts without exceptions");
+    let module = FluentBitModule::load(&build_artefact(Artefact::FluentBit), false).unwrap();
+    let reply_in = |work: &std::path::Path| {
+        let mut fb = module
+            .instantiate_with(WasiFiles::accessible_paths(".", work).unwrap())
+            .unwrap();
+        fb.call(Mode::Alerts, "t", record).unwrap()
+    };
+    // Through the escaping link the file is not read: the alert stays.
+    match reply_in(&escaping) {
+        Reply::Record(reply) => assert!(reply.contains("\"kind\":\"alert\""), "{reply}"),
+        other => panic!("the escaping link suppressed the alert: {other:?}"),
+    }
+    // Through the link inside, the exceptions apply: the alert is suppressed (dropped).
+    assert_eq!(reply_in(&inside), Reply::Dropped);
 }

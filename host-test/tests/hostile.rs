@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
+use host_test::fluent_bit::{FluentBitModule, Mode, Reply};
 use vmext_engine::Detector;
 use vmext_host::component::{ComponentEvaluator, ComponentRuntime, Limits, RuleSource};
 use vmext_host::evaluator::{DocumentResult, Evaluator, NativeEvaluator};
-use vmext_host::fluent_bit::{FluentBitModule, Mode, Reply};
 use vmext_test_support::{Artefact, build_artefact, hostile_cases as cases, repo_root};
 
 fn component() -> ComponentEvaluator {

@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use host_test::fluent_bit::{FluentBitModule, Mode, Reply};
+use host_test::generate::{CorpusShape, CorpusSpec};
+use host_test::wasi_files::WasiFiles;
 use vmext_engine::{Detector, Exceptions, Outcome, ProfileName, Verdict};
-use vmext_host::fluent_bit::{FluentBitModule, Mode, Reply};
-use vmext_host::generate::{CorpusShape, CorpusSpec};
-use vmext_host::wasi_files::WasiFiles;
 use vmext_test_support::{
     Artefact, Finished, TempDir, build_artefact, find_program, fixture_files, hostile_cases,
     repo_root, run_bounded,
@@ -237,7 +237,7 @@ fn mixed_corpus(records: u64) -> Vec<Vec<u8>> {
             near_miss_rate: 0.1,
             seed: 18,
         };
-        vmext_host::generate::generate(&spec, &mut out).unwrap();
+        host_test::generate::generate(&spec, &mut out).unwrap();
         out.split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
             .map(<[u8]>::to_vec)

@@ -1,7 +1,8 @@
 // End-to-end tests of the rule playground in headless Chromium, and a byte-for-byte parity
 // check of the wasm-bindgen build against the native engine. Run by `cargo xtask test`, which
 // builds the page (playground/pkg), installs Chromium and playwright-core, and builds
-// target/debug/vmext-detect (the server and the native reference).
+// target/debug/host-test serve (the harness's development server) and target/debug/vmext-detect
+// (the native reference).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import { chromium } from 'playwright-core';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const detect = `${root}target/debug/vmext-detect`;
+const harness = `${root}target/debug/host-test`;
 const output = `${root}playground/test-output`;
 const fixtures = JSON.parse(readFileSync(`${root}playground/pkg/fixtures.json`, 'utf8'));
 
@@ -22,7 +24,7 @@ const externalRequests = [];
 
 before(async () => {
   mkdirSync(output, { recursive: true });
-  server = spawn(detect, ['serve', '--port', '0', `${root}playground`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  server = spawn(harness, ['serve', '--port', '0', `${root}playground`], { stdio: ['ignore', 'pipe', 'inherit'] });
   base = await new Promise((resolve, reject) => {
     let seen = '';
     server.stdout.on('data', (chunk) => {

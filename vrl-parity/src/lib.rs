@@ -16,7 +16,7 @@ use vmext_engine::{Detector, Outcome, Verdict};
 use vrl::compiler::{Context, Program, TargetValue, TimeZone, state::RuntimeState};
 use vrl::value::{Secrets, Value};
 
-/// The corpus generator of `vmext-detect generate`, compiled from its one source file: the
+/// The corpus generator of `host-test generate`, compiled from its one source file: the
 /// parity runs need its records, and depending on the host crate would build wasmtime here.
 #[allow(missing_docs)]
 #[path = "../../host-test/src/generate.rs"]

@@ -2,7 +2,8 @@
 //!
 //! * `run`: build the WebAssembly component and the host, then scan the shipped fixtures
 //!   through the component under wasmtime, printing alerts (NDJSON) and a summary.
-//! * `test`: formatting, lints (host and wasm targets) and every test of the workspace, then
+//! * `test`: formatting, lints (host and wasm targets), the dependency policy (`cargo deny`:
+//!   licenses, duplicate versions, sources) and every test of the workspace, then
 //!   the VRL parity crate (its own workspace), the browser tests, the component under jco
 //!   (Node), and short fuzzing runs. The workspace's tests include the Vector
 //!   artefacts in the real Vector (`crates/vrl-gen/tests/real_vector.rs`): it finds `vector`
@@ -10,12 +11,14 @@
 //!   without one under `CI=true`.
 //!
 //! Each task installs what it needs first, so a clean clone on a new machine works:
-//! the wasm targets, the nightly toolchain for fuzzing, and the pinned wasm-bindgen CLI and
-//! cargo-fuzz (into the git-ignored `.tools/`). `VMEXT_FRESH_TOOLS=1` ignores every tool already
+//! the wasm targets, the nightly toolchain for fuzzing, and the pinned wasm-bindgen CLI,
+//! cargo-fuzz and cargo-deny (into the git-ignored `.tools/`). `VMEXT_FRESH_TOOLS=1` ignores every tool already
 //! installed and installs them again into an emptied `target/fresh-tools/`, as on a new machine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+use vmext_artefacts::Artefact;
 
 const USAGE: &str = "usage: cargo xtask <run|test|build>
 
@@ -36,8 +39,8 @@ const FUZZ_TARGETS: [&str; 4] = ["kql_parser", "evaluator", "prefilter", "fluent
 /// `cargo xtask fuzz` runs them for longer.
 const FUZZ_SECONDS_IN_TESTS: u64 = 15;
 
-/// The wasm-bindgen CLI must be exactly the version of the `wasm-bindgen` crate the guest uses.
-const WASM_BINDGEN_VERSION: &str = "0.2.130";
+/// The shipped command as `cargo xtask build` writes it (the `dist` profile).
+const DETECT_BINARY: &str = "target/dist/vmext-detect";
 
 /// Where the playground's generated files go (git-ignored).
 const PLAYGROUND_PKG: &str = "playground/pkg";
@@ -45,28 +48,6 @@ const PLAYGROUND_PKG: &str = "playground/pkg";
 /// The WebAssembly targets the guest is built for. `rustup` does not install them on its own
 /// here (`RUSTUP_AUTO_INSTALL=0`), so every task adds them first; this is quick when present.
 const WASM_TARGETS: [&str; 3] = ["wasm32-wasip2", "wasm32-wasip1", "wasm32-unknown-unknown"];
-
-/// Each WebAssembly artefact: what it is, its target, its features and where it lands.
-const ARTEFACTS: [(&str, &str, Option<&str>, &str); 3] = [
-    (
-        "component",
-        "wasm32-wasip2",
-        None,
-        "target/wasm32-wasip2/wasm-release/vmext_guest.wasm",
-    ),
-    (
-        "Fluent Bit filter",
-        "wasm32-wasip1",
-        None,
-        "target/wasm32-wasip1/wasm-release/vmext_guest.wasm",
-    ),
-    (
-        "Fluent Bit filter (wasm32-unknown-unknown)",
-        "wasm32-unknown-unknown",
-        Some("fluent-bit"),
-        "target/wasm32-unknown-unknown/wasm-release/vmext_guest.wasm",
-    ),
-];
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -153,30 +134,12 @@ fn setup() -> Result<(), String> {
     step("install the WebAssembly targets", "rustup", &args, &[0]).map(|_| ())
 }
 
-/// `cargo build` arguments for one artefact (or `cargo clippy` with `command`).
-fn guest_args<'a>(command: &'a str, target: &'a str, features: Option<&'a str>) -> Vec<&'a str> {
-    let mut args = vec![
-        command,
-        "--quiet",
-        "-p",
-        "vmext-guest",
-        "--target",
-        target,
-        "--profile",
-        "wasm-release",
-    ];
-    if let Some(f) = features {
-        args.extend(["--features", f]);
-    }
-    args
-}
-
 /// Builds the component the host runs.
 fn build_component() -> Result<(), String> {
     step(
         "build the WebAssembly component",
         &cargo(),
-        &guest_args("build", "wasm32-wasip2", None),
+        &Artefact::Component.cargo_args("build"),
         &[0],
     )
     .map(|_| ())
@@ -184,22 +147,29 @@ fn build_component() -> Result<(), String> {
 
 fn build() -> Result<(), String> {
     setup()?;
-    for (what, target, features, path) in ARTEFACTS {
+    for (artefact, what) in Artefact::SHIPPED {
         step(
             &format!("build the {what}"),
             &cargo(),
-            &guest_args("build", target, features),
+            &artefact.cargo_args("build"),
             &[0],
         )?;
-        eprintln!("    -> {path}");
+        eprintln!("    -> {}", artefact.path().display());
     }
     step(
         "build vmext-detect",
         &cargo(),
-        &["build", "--release", "--quiet", "-p", "vmext-host"],
+        &[
+            "build",
+            "--profile",
+            "dist",
+            "--quiet",
+            "-p",
+            "vmext-detect",
+        ],
         &[0],
     )?;
-    eprintln!("    -> target/release/vmext-detect");
+    eprintln!("    -> {DETECT_BINARY}");
     Ok(())
 }
 
@@ -212,6 +182,10 @@ const FRESH_TOOLS_VAR: &str = "VMEXT_FRESH_TOOLS";
 /// installed without `--locked`: their lockfiles can name versions the registry no longer
 /// serves (wasm-bindgen-cli 0.2.130's names a `webpki-roots` that is not there).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// The cargo-deny release `deny.toml` is written for: its configuration format changes
+/// between releases, so the check runs with exactly this one.
+const CARGO_DENY_VERSION: &str = "0.20.2";
 
 /// The toolchain the fuzz targets build with: libFuzzer's sanitizer flags need nightly.
 const FUZZ_TOOLCHAIN: &str = "nightly";
@@ -297,7 +271,8 @@ impl Tools {
 /// into the tools folder on first use.
 fn wasm_bindgen() -> Result<String, String> {
     let tools = Tools::get()?;
-    let wanted = format!("wasm-bindgen {WASM_BINDGEN_VERSION}");
+    let version = wasm_bindgen_version()?;
+    let wanted = format!("wasm-bindgen {version}");
     let usable = |candidate: &str| {
         Command::new(candidate)
             .arg("--version")
@@ -307,8 +282,31 @@ fn wasm_bindgen() -> Result<String, String> {
     if let Some(found) = tools.find("wasm-bindgen", usable) {
         return Ok(found);
     }
-    tools.install("wasm-bindgen-cli", WASM_BINDGEN_VERSION)?;
+    tools.install("wasm-bindgen-cli", &version)?;
     Ok(tools.bin("wasm-bindgen").display().to_string())
+}
+
+/// The version of the `wasm-bindgen` crate the guest builds with, read from `Cargo.lock`: the
+/// CLI that post-processes the module must be exactly that version, and the guest's
+/// `Cargo.toml` pin is the one place it is written.
+fn wasm_bindgen_version() -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Lock {
+        package: Vec<Package>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Package {
+        name: String,
+        version: String,
+    }
+    let text = std::fs::read_to_string(root().join("Cargo.lock"))
+        .map_err(|e| format!("Cargo.lock: {e}"))?;
+    let lock: Lock = toml::from_str(&text).map_err(|e| format!("Cargo.lock: {e}"))?;
+    lock.package
+        .into_iter()
+        .find(|p| p.name == "wasm-bindgen")
+        .map(|p| p.version)
+        .ok_or_else(|| "Cargo.lock names no wasm-bindgen".to_owned())
 }
 
 #[derive(serde::Deserialize)]
@@ -326,52 +324,49 @@ struct Case {
 /// `playground/pkg/fixtures.json`: every shipped fixture with its description, expected
 /// verdicts and text, for the page's picker and its tests.
 fn write_fixture_index() -> Result<(), String> {
+    /// One entry of the index, as the page reads it.
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        file: &'a str,
+        edge: &'a str,
+        expect: &'a [String],
+        text: String,
+    }
     let dir = root().join("fixtures");
     let text = std::fs::read_to_string(dir.join("cases.toml")).map_err(|e| e.to_string())?;
     let manifest: Manifest = toml::from_str(&text).map_err(|e| e.to_string())?;
-    let mut out = String::from("[");
-    for (i, case) in manifest.case.iter().enumerate() {
+    let mut entries = Vec::new();
+    for case in &manifest.case {
         let body = std::fs::read_to_string(dir.join(&case.file)).map_err(|e| e.to_string())?;
-        if i > 0 {
-            out.push(',');
-        }
-        let expect: Vec<String> = case.expect.iter().map(|e| json_string(e)).collect();
-        out.push_str(&format!(
-            "\n{{\"file\":{},\"edge\":{},\"expect\":[{}],\"text\":{}}}",
-            json_string(&case.file),
-            json_string(&case.edge),
-            expect.join(","),
-            json_string(&body)
-        ));
+        entries.push(Entry {
+            file: &case.file,
+            edge: &case.edge,
+            expect: &case.expect,
+            text: body,
+        });
     }
-    out.push_str("\n]\n");
-    std::fs::write(root().join(PLAYGROUND_PKG).join("fixtures.json"), out)
-        .map_err(|e| e.to_string())
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::new();
-    vmext_json::write_escaped_str(&mut out, s);
-    out
+    let json = serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?;
+    std::fs::write(
+        root().join(PLAYGROUND_PKG).join("fixtures.json"),
+        json + "\n",
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Builds the browser module with wasm-bindgen into `playground/pkg`.
 fn build_playground() -> Result<(), String> {
     let bindgen = wasm_bindgen()?;
-    let mut args = guest_args("build", "wasm32-unknown-unknown", Some("web"));
-    // Its own target folder: the Fluent Bit build for the same target has other features.
-    args.extend(["--target-dir", "target/web"]);
-    step("build the browser module", &cargo(), &args, &[0])?;
+    step(
+        "build the browser module",
+        &cargo(),
+        &Artefact::Web.cargo_args("build"),
+        &[0],
+    )?;
+    let module = Artefact::Web.path().display().to_string();
     step(
         "generate the JavaScript bindings",
         &bindgen,
-        &[
-            "--target",
-            "web",
-            "--out-dir",
-            PLAYGROUND_PKG,
-            "target/web/wasm32-unknown-unknown/wasm-release/vmext_guest.wasm",
-        ],
+        &["--target", "web", "--out-dir", PLAYGROUND_PKG, &module],
         &[0],
     )?;
     write_fixture_index()
@@ -381,15 +376,20 @@ fn playground() -> Result<(), String> {
     setup()?;
     build_playground()?;
     step(
-        "build vmext-detect",
-        &cargo(),
-        &["build", "--release", "--quiet", "-p", "vmext-host"],
-        &[0],
-    )?;
-    step(
         "serve the playground (Ctrl-C stops it)",
-        "target/release/vmext-detect",
-        &["serve", "--port", "8080", "playground"],
+        &cargo(),
+        &[
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "host-test",
+            "--",
+            "serve",
+            "--port",
+            "8080",
+            "playground",
+        ],
         &[0],
     )
     .map(|_| ())
@@ -452,6 +452,7 @@ fn browser_tests() -> Result<(), String> {
 /// engine on every fixture. Needs the component and `target/debug/vmext-detect` built.
 fn jco_tests() -> Result<(), String> {
     build_component()?;
+    let component = Artefact::Component.path().display().to_string();
     npm_ci("jco and its WASI shim", "jco")?;
     step(
         "transpile the component with jco",
@@ -463,7 +464,7 @@ fn jco_tests() -> Result<(), String> {
             "--",
             "jco",
             "transpile",
-            "target/wasm32-wasip2/wasm-release/vmext_guest.wasm",
+            &component,
             "-o",
             "jco/out",
             "--name",
@@ -497,6 +498,45 @@ fn cargo_fuzz() -> Result<String, String> {
     }
     tools.install("cargo-fuzz", CARGO_FUZZ_VERSION)?;
     Ok(tools.bin("cargo-fuzz").display().to_string())
+}
+
+/// A cargo-deny of the pinned version (or any on PATH that answers): the one on PATH, else one
+/// installed into the tools folder on first use.
+fn cargo_deny() -> Result<String, String> {
+    let tools = Tools::get()?;
+    let wanted = format!("cargo-deny {CARGO_DENY_VERSION}");
+    let usable = |candidate: &str| {
+        Command::new(candidate)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == wanted)
+    };
+    if let Some(found) = tools.find("cargo-deny", usable) {
+        return Ok(found);
+    }
+    tools.install("cargo-deny", CARGO_DENY_VERSION)?;
+    Ok(tools.bin("cargo-deny").display().to_string())
+}
+
+/// The dependency policy (`deny.toml`): licenses, duplicate versions, sources. The advisory
+/// check needs the RustSec database from the network, which the project's machines cannot
+/// reach; the README says how to run it.
+fn deny() -> Result<(), String> {
+    let deny = cargo_deny()?;
+    step(
+        "dependency policy (cargo deny: licenses, bans, sources)",
+        &deny,
+        &[
+            "--log-level",
+            "error",
+            "check",
+            "licenses",
+            "bans",
+            "sources",
+        ],
+        &[0],
+    )
+    .map(|_| ())
 }
 
 /// Installs a rustup toolchain (minimal profile) unless `rustup run` can already use it.
@@ -657,17 +697,24 @@ fn run() -> Result<(), String> {
     step(
         "build vmext-detect",
         &cargo,
-        &["build", "--release", "--quiet", "-p", "vmext-host"],
+        &[
+            "build",
+            "--profile",
+            "dist",
+            "--quiet",
+            "-p",
+            "vmext-detect",
+        ],
         &[0],
     )?;
     let files = fixture_files()?;
-    let component = "target/wasm32-wasip2/wasm-release/vmext_guest.wasm";
-    let mut args = vec!["scan", "--no-progress", "--component", component];
+    let component = Artefact::Component.path().display().to_string();
+    let mut args = vec!["scan", "--no-progress", "--component", &component];
     args.extend(files.iter().map(String::as_str));
     // Exit status 1 means "alerts were raised", which is the point of the fixtures.
     step(
         "scan the shipped fixtures through the component",
-        "target/release/vmext-detect",
+        DETECT_BINARY,
         &args,
         &[0, 1],
     )?;
@@ -681,6 +728,7 @@ fn test() -> Result<(), String> {
     // after the long test steps.
     wasm_bindgen()?;
     cargo_fuzz()?;
+    cargo_deny()?;
     step(
         "formatting",
         &cargo,
@@ -701,15 +749,16 @@ fn test() -> Result<(), String> {
         ],
         &[0],
     )?;
+    deny()?;
     // The adapters are compiled only for their wasm targets: lint them there too.
-    for (what, target, features, _) in ARTEFACTS {
-        let mut args = guest_args("clippy", target, features);
+    let linted = Artefact::SHIPPED
+        .into_iter()
+        .chain([(Artefact::Web, "browser module")]);
+    for (artefact, what) in linted {
+        let mut args = artefact.cargo_args("clippy");
         args.extend(["--", "-D", "warnings"]);
         step(&format!("lints of the {what}"), &cargo, &args, &[0])?;
     }
-    let mut args = guest_args("clippy", "wasm32-unknown-unknown", Some("web"));
-    args.extend(["--target-dir", "target/web", "--", "-D", "warnings"]);
-    step("lints of the browser module", &cargo, &args, &[0])?;
     // The tests build the guest artefacts they need from the current sources.
     step("tests", &cargo, &["test", "--workspace"], &[0])?;
     vrl_parity(&cargo)?;

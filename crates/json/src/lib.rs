@@ -23,9 +23,11 @@ mod lex;
 mod parse;
 mod validate;
 mod value;
+mod visible;
 mod write;
 
 pub use parse::{Error, ErrorKind, Limits, parse, parse_with};
 pub use validate::validate;
 pub use value::{Number, Value};
+pub use visible::visible;
 pub use write::{write_escaped_str, write_value};

@@ -176,7 +176,9 @@ impl Explanation {
         out.push('}');
     }
 
-    /// The explanation as an indented, human-readable outline (`✓`/`✗` per clause).
+    /// The explanation as an indented, human-readable outline (`✓`/`✗` per clause). Clauses
+    /// and seen values are shown through [`vmext_json::visible`]: a control character in a
+    /// record cannot act on the terminal or forge a line.
     pub fn to_outline(&self) -> String {
         let mut out = String::new();
         let mut stack = vec![(self, 0usize)];
@@ -187,18 +189,25 @@ impl Explanation {
             out.push(' ');
             let clause = e.clause.split_whitespace().collect::<Vec<_>>().join(" ");
             if e.children.is_empty() || clause.chars().count() <= OUTLINE_CLAUSE_CHARS {
-                out.push_str(&clause);
+                out.push_str(&vmext_json::visible(&clause));
             } else {
                 // Composite clauses are spelled out by their children below.
-                out.extend(clause.chars().take(OUTLINE_CLAUSE_CHARS));
+                let cut: String = clause.chars().take(OUTLINE_CLAUSE_CHARS).collect();
+                out.push_str(&vmext_json::visible(&cut));
                 out.push('…');
             }
             if e.field.is_some() {
                 if e.seen.is_empty() {
                     out.push_str("   (no value)");
                 } else {
+                    // Record content: shown with its control characters escaped.
                     out.push_str("   seen: ");
-                    out.push_str(&e.seen.join(", "));
+                    for (i, value) in e.seen.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(", ");
+                        }
+                        out.push_str(&vmext_json::visible(value));
+                    }
                 }
             }
             out.push('\n');

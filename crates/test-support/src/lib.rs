@@ -88,37 +88,7 @@ pub fn fixture_files() -> Vec<PathBuf> {
     files
 }
 
-/// A WebAssembly artefact of the guest crate that tests run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Artefact {
-    /// The component (`wasm32-wasip2`).
-    Component,
-    /// The component with the `test-hooks` feature (injected traps and endless loops).
-    ComponentWithTestHooks,
-    /// The Fluent Bit filter module (`wasm32-wasip1`).
-    FluentBit,
-    /// The Fluent Bit filter module with the `test-hooks` feature.
-    FluentBitWithTestHooks,
-    /// The Fluent Bit filter built for `wasm32-unknown-unknown` (feature `fluent-bit`).
-    FluentBitUnknown,
-}
-
-impl Artefact {
-    /// (target, features, target directory) of the build.
-    fn build(self) -> (&'static str, Option<&'static str>, &'static str) {
-        match self {
-            Artefact::Component => ("wasm32-wasip2", None, "target"),
-            Artefact::ComponentWithTestHooks => {
-                ("wasm32-wasip2", Some("test-hooks"), "target/test-hooks")
-            }
-            Artefact::FluentBit => ("wasm32-wasip1", None, "target"),
-            Artefact::FluentBitWithTestHooks => {
-                ("wasm32-wasip1", Some("test-hooks"), "target/test-hooks")
-            }
-            Artefact::FluentBitUnknown => ("wasm32-unknown-unknown", Some("fluent-bit"), "target"),
-        }
-    }
-}
+pub use vmext_artefacts::Artefact;
 
 /// Builds `artefact` from the current sources (a no-op when it is fresh) and returns its path.
 ///
@@ -137,7 +107,7 @@ pub fn build_artefact(artefact: Artefact) -> PathBuf {
     if let Some(path) = built.get(&artefact) {
         return path.clone();
     }
-    let (target, features, target_dir) = artefact.build();
+    let target = artefact.target();
     let root = repo_root();
     // The target may be missing on a fresh machine (rustup does not add targets on its own
     // here); adding one that is present is a no-op.
@@ -148,33 +118,16 @@ pub fn build_artefact(artefact: Artefact) -> PathBuf {
         .stderr(std::process::Stdio::null())
         .status();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.current_dir(&root).args([
-        "build",
-        "--quiet",
-        "-p",
-        "vmext-guest",
-        "--target",
-        target,
-        "--profile",
-        "wasm-release",
-        "--target-dir",
-        target_dir,
-    ]);
-    if let Some(f) = features {
-        cmd.args(["--features", f]);
-    }
-    let status = cmd.status();
+    let status = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args(artefact.cargo_args("build"))
+        .status();
     assert!(
         status.as_ref().is_ok_and(|s| s.success()),
         "building the guest for {target} failed ({status:?}); install the target with \
          `rustup target add {target}` or run `cargo xtask test`, which does"
     );
-    let path = root
-        .join(target_dir)
-        .join(target)
-        .join("wasm-release")
-        .join("vmext_guest.wasm");
+    let path = root.join(artefact.path());
     built.insert(artefact, path.clone());
     path
 }

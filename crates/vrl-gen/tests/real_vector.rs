@@ -15,7 +15,7 @@
 //!    program and split into one event per record upstream. The four runs cover every pair of
 //!    these three choices (a two-level orthogonal array), not all eight combinations. The
 //!    engine is `vmext_engine::Detector`, the engine `vmext-detect scan --engine native` runs,
-//!    on each document as it was written; the corpus is `vmext-detect generate`'s, from the
+//!    on each document as it was written; the corpus is `host-test generate`'s, from the
 //!    generator's source file. The last input is a marker that tells the test the input is done.
 //! 3. The pipeline the README prints, extracted from the README (only its paths are replaced
 //!    with temporary ones), writes exactly the engine's alerts to its alerts file.
@@ -35,7 +35,7 @@ use vmext_test_support::{fixture_files, repo_root};
 use vmext_vrl::ANNOTATION_KEY;
 use vmext_vrl::artefacts::{CONFIG_FILE, PROGRAM_FILE, TEST_NAMES};
 
-/// The corpus generator of `vmext-detect generate`, compiled from its one source file: building
+/// The corpus generator of `host-test generate`, compiled from its one source file: building
 /// the host crate here would compile wasmtime.
 #[allow(dead_code, missing_docs, unused_imports)]
 #[path = "../../../host-test/src/generate.rs"]

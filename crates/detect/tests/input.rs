@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use vmext_host::generate::{CorpusShape, CorpusSpec, generate};
+use host_test::generate::{CorpusShape, CorpusSpec, generate};
 
 /// Runs `vmext-detect scan` with `args` through one engine; returns (status, stdout, stderr).
 fn scan(engine: &str, args: &[&str], stdin: &[u8]) -> (i32, String, String) {

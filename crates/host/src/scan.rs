@@ -6,11 +6,15 @@ use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::evaluator::{DocumentResult, Evaluator, RecordResult};
 use crate::input::{Frame, InputError, frames};
+use serde::Serialize;
 use vmext_engine::documents::{ENVELOPE_SPLIT_BYTES, MEMBERS_PER_PIECE, envelope_pieces};
+use vmext_json::visible;
 
 /// Where documents come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,23 +148,46 @@ impl Summary {
     }
 }
 
-/// A problem that stops a scan (an input that cannot be read, an output that cannot be
-/// written), as opposed to a bad record, which is counted and reported.
-#[derive(Debug)]
-pub struct ScanError {
-    /// The input being read.
-    pub input: String,
-    /// The I/O error.
-    pub error: io::Error,
+/// A problem that stops a scan: a stream it writes to is closed or full. A bad record or an
+/// unreadable input is counted and reported instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The report (alerts or explanations) could not be written.
+    #[error("cannot write the report")]
+    Report(#[source] io::Error),
+    /// A line of the log (bad documents, unreadable inputs) could not be written.
+    #[error("cannot write the log of bad documents")]
+    Log(#[source] io::Error),
 }
 
-impl fmt::Display for ScanError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.input, self.error)
+/// Which of the two streams a write error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Report,
+    Log,
+}
+
+/// A writer that notes in `failed` which stream failed, so that one `io::Result` chain can
+/// carry writes to both and the error still names the right one.
+struct Tagged<'a> {
+    inner: &'a mut dyn Write,
+    stream: Stream,
+    failed: Rc<Cell<Option<Stream>>>,
+}
+
+impl Write for Tagged<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).inspect_err(|_| {
+            self.failed.set(Some(self.stream));
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|_| {
+            self.failed.set(Some(self.stream));
+        })
     }
 }
-
-impl std::error::Error for ScanError {}
 
 /// How a scan reads and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,9 +210,21 @@ pub fn scan(
     out: &mut dyn Write,
     log: &mut dyn Write,
 ) -> Result<Summary, ScanError> {
-    let stdout_error = |error: io::Error| ScanError {
-        input: "<stdout>".to_owned(),
-        error,
+    let failed = Rc::new(Cell::new(None));
+    let mut out = Tagged {
+        inner: out,
+        stream: Stream::Report,
+        failed: Rc::clone(&failed),
+    };
+    let mut log = Tagged {
+        inner: log,
+        stream: Stream::Log,
+        failed: Rc::clone(&failed),
+    };
+    let (out, log) = (&mut out, &mut log);
+    let stop = |error: io::Error| match failed.get() {
+        Some(Stream::Log) => ScanError::Log(error),
+        _ => ScanError::Report(error),
     };
     let mut summary = Summary::default();
     for input in inputs {
@@ -197,17 +236,22 @@ pub fn scan(
                 Ok(file) => Box::new(Counting::new(file, &read)),
                 Err(e) => {
                     summary.unreadable += 1;
-                    writeln!(log, "{name}: cannot open: {e}").map_err(stdout_error)?;
+                    writeln!(log, "{}: cannot open: {e}", visible(&name)).map_err(stop)?;
                     continue;
                 }
             },
         };
+        let bar = Progress::for_input(input, options.progress);
         let mut sink = Sink {
             input: &name,
             report: options.report,
             out: &mut *out,
-            log: &mut *log,
-            bar: Progress::for_input(input, options.progress),
+            log: BarLog {
+                inner: &mut *log,
+                bar: bar.bar.clone(),
+                line: Vec::new(),
+            },
+            bar,
             read: Rc::clone(&read),
             reported: 0,
         };
@@ -286,28 +330,31 @@ pub fn scan(
         };
         let outcome = frames(reader, cap, &mut handle);
         if let Some(e) = write_error.take() {
-            return Err(stdout_error(e));
+            return Err(stop(e));
         }
-        flush(evaluator, &mut batch, explain, &mut sink, &mut summary).map_err(stdout_error)?;
+        flush(evaluator, &mut batch, explain, &mut sink, &mut summary).map_err(stop)?;
+        sink.log.flush().map_err(stop)?;
         sink.bar.finish();
         summary.bytes += read.get();
         match outcome {
             Ok(()) => {}
             Err(InputError::NotText(what)) => {
                 summary.unreadable += 1;
-                writeln!(log, "{name}: skipped: not JSON text: {what}").map_err(stdout_error)?;
+                writeln!(log, "{}: skipped: not JSON text: {what}", visible(&name))
+                    .map_err(stop)?;
             }
             Err(InputError::Io(e)) => {
                 summary.unreadable += 1;
                 writeln!(
                     log,
-                    "{name}: read error, the rest of this input was not read: {e}"
+                    "{}: read error, the rest of this input was not read: {e}",
+                    visible(&name)
                 )
-                .map_err(stdout_error)?;
+                .map_err(stop)?;
             }
         }
     }
-    out.flush().map_err(stdout_error)?;
+    out.flush().map_err(stop)?;
     Ok(summary)
 }
 
@@ -358,7 +405,7 @@ struct Sink<'a> {
     input: &'a str,
     report: Report,
     out: &'a mut dyn Write,
-    log: &'a mut dyn Write,
+    log: BarLog<'a>,
     bar: Progress,
     /// Bytes read from the input so far, and how many of them the bar has been told of.
     read: Rc<Cell<u64>>,
@@ -379,7 +426,7 @@ impl Sink<'_> {
             self.report,
             summary,
             self.out,
-            self.log,
+            &mut self.log,
         )?;
         let read = self.read.get();
         self.bar.advance(read.saturating_sub(self.reported));
@@ -459,17 +506,21 @@ fn write_result(
         }
         DocumentResult::Failed(message) => {
             summary.invalid += 1;
-            writeln!(log, "{input}:{line}: {message}")?;
+            let shown = visible(&message);
+            writeln!(log, "{}:{line}: {shown}", visible(input))?;
             match report {
                 Report::Alerts => {}
-                Report::Explain => writeln!(out, "== {input}:{line}: invalid: {message}\n")?,
+                Report::Explain => {
+                    writeln!(out, "== {}:{line}: invalid: {shown}\n", visible(input))?
+                }
                 Report::ExplainJson => {
-                    let mut json = String::from("{\"source\":");
-                    vmext_json::write_escaped_str(&mut json, &format!("{input}:{line}"));
-                    json.push_str(",\"verdict\":\"invalid\",\"error\":");
-                    vmext_json::write_escaped_str(&mut json, &message);
-                    json.push('}');
-                    writeln!(out, "{json}")?;
+                    let line = InvalidLine {
+                        source: &format!("{input}:{line}"),
+                        verdict: "invalid",
+                        error: &message,
+                    };
+                    serde_json::to_writer(&mut *out, &line)?;
+                    writeln!(out)?;
                 }
             }
         }
@@ -479,6 +530,14 @@ fn write_result(
         }
     }
     Ok(())
+}
+
+/// An `--explain-json` line for a document that could not be evaluated.
+#[derive(Serialize)]
+struct InvalidLine<'a> {
+    source: &'a str,
+    verdict: &'static str,
+    error: &'a str,
 }
 
 /// Writes the results of an envelope piece through the sink.
@@ -497,7 +556,7 @@ fn write_records(
         sink.report,
         summary,
         sink.out,
-        sink.log,
+        &mut sink.log,
     )?;
     let read = sink.read.get();
     sink.bar.advance(read.saturating_sub(sink.reported));
@@ -526,7 +585,7 @@ fn write_records_to(
         };
         if let Some(error) = &record.error {
             summary.invalid_records += 1;
-            writeln!(log, "{place}: {error}")?;
+            writeln!(log, "{}: {}", visible(&place), visible(error))?;
         }
         if record.alert_json.is_some() {
             summary.alerts += 1;
@@ -545,36 +604,37 @@ fn write_records_to(
                     (Some(_), _, _) => "ALERT".to_owned(),
                     (_, Some(_), _) => "invalid".to_owned(),
                     (_, _, Some(item)) => {
-                        format!("matched, alert suppressed by exception item `{item}`")
+                        format!(
+                            "matched, alert suppressed by exception item `{}`",
+                            visible(item)
+                        )
                     }
                     _ => "no match".to_owned(),
                 };
-                writeln!(out, "== {place}: {verdict}")?;
+                writeln!(out, "== {}: {verdict}", visible(&place))?;
                 if let Some(outline) = &record.outline {
                     write!(out, "{outline}")?;
                 }
                 writeln!(out)?;
             }
             Report::ExplainJson => {
-                let mut json = String::from("{\"source\":");
-                vmext_json::write_escaped_str(&mut json, &place);
-                json.push_str(",\"result\":");
-                json.push_str(&record.json);
-                json.push('}');
-                writeln!(out, "{json}")?;
+                // The engine's result object is spliced in as it is (it is the engine's own
+                // JSON, byte-identical across engines); only the place is serialised here.
+                out.write_all(b"{\"source\":")?;
+                serde_json::to_writer(&mut *out, &place)?;
+                out.write_all(b",\"result\":")?;
+                out.write_all(record.json.as_bytes())?;
+                out.write_all(b"}\n")?;
             }
         }
     }
     Ok(())
 }
 
-/// A progress bar on stderr, shown only when stderr is a terminal and the input is a file.
+/// A progress bar on stderr (indicatif), shown only when stderr is a terminal and the input is
+/// a file.
 struct Progress {
-    total: u64,
-    done: u64,
-    started: Instant,
-    last_draw: Instant,
-    active: bool,
+    bar: Option<ProgressBar>,
 }
 
 impl Progress {
@@ -583,42 +643,67 @@ impl Progress {
             Input::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
             Input::Stdin => 0,
         };
-        let now = Instant::now();
-        Progress {
-            total,
-            done: 0,
-            started: now,
-            last_draw: now,
-            active: wanted && total > 0 && io::stderr().is_terminal(),
-        }
+        let bar = (wanted && total > 0 && io::stderr().is_terminal()).then(|| {
+            let bar =
+                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
+            if let Ok(style) = ProgressStyle::with_template(
+                "[{bar:30}] {percent:>3}% {decimal_bytes_per_sec:>11} {msg}",
+            ) {
+                bar.set_style(style.progress_chars("#>-"));
+            }
+            bar.set_message(input.to_string());
+            bar
+        });
+        Progress { bar }
     }
 
-    fn advance(&mut self, bytes: u64) {
-        self.done += bytes;
-        if self.active && self.last_draw.elapsed() >= Duration::from_millis(100) {
-            self.last_draw = Instant::now();
-            self.draw();
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
         }
-    }
-
-    fn draw(&self) {
-        let fraction = (self.done as f64 / self.total as f64).min(1.0);
-        let width = 30;
-        let filled = (fraction * width as f64) as usize;
-        let rate = self.done as f64 / 1e6 / self.started.elapsed().as_secs_f64().max(1e-9);
-        eprint!(
-            "\r[{}{}] {:>5.1}% {:>8.1} MB/s",
-            "#".repeat(filled),
-            " ".repeat(width - filled),
-            fraction * 100.0,
-            rate
-        );
     }
 
     fn finish(&self) {
-        if self.active {
-            self.draw();
-            eprintln!();
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
+    }
+}
+
+/// The log stream while a progress bar may be drawn on the same terminal: each complete line
+/// is written with the bar hidden (`suspend`), so log lines and the bar never interleave.
+/// Without a bar, writes go straight through.
+struct BarLog<'a> {
+    inner: &'a mut dyn Write,
+    bar: Option<ProgressBar>,
+    /// The part of a line written so far.
+    line: Vec<u8>,
+}
+
+impl Write for BarLog<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(bar) = &self.bar else {
+            return self.inner.write(buf);
+        };
+        self.line.extend_from_slice(buf);
+        if let Some(end) = memchr::memrchr(b'\n', &self.line) {
+            let rest = self.line.split_off(end + 1);
+            let lines = std::mem::replace(&mut self.line, rest);
+            let inner = &mut self.inner;
+            bar.suspend(|| inner.write_all(&lines))?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.line.is_empty() {
+            let lines = std::mem::take(&mut self.line);
+            let inner = &mut self.inner;
+            match &self.bar {
+                Some(bar) => bar.suspend(|| inner.write_all(&lines))?,
+                None => inner.write_all(&lines)?,
+            }
+        }
+        self.inner.flush()
     }
 }

@@ -38,36 +38,15 @@ use std::io::{self, Read};
 pub use vmext_engine::documents::{DEFAULT_MAX_DOCUMENT_BYTES, Frame, Framer, Line, trim_line};
 
 /// Why an input cannot be read as JSON text at all.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    /// Opening or reading failed.
-    Io(io::Error),
+    /// Opening or reading failed (displayed as the I/O error: callers put the input's name in
+    /// front).
+    #[error(transparent)]
+    Io(#[from] io::Error),
     /// The bytes are recognisably something else; the message says what.
+    #[error("not JSON text: {0}")]
     NotText(String),
-}
-
-impl std::fmt::Display for InputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InputError::Io(e) => write!(f, "{e}"),
-            InputError::NotText(what) => write!(f, "not JSON text: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for InputError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            InputError::Io(e) => Some(e),
-            InputError::NotText(_) => None,
-        }
-    }
-}
-
-impl From<io::Error> for InputError {
-    fn from(e: io::Error) -> Self {
-        InputError::Io(e)
-    }
 }
 
 const GZIP_MAGIC: &[u8] = b"\x1F\x8B";

@@ -24,7 +24,7 @@ use crate::evaluator::{DocumentResult, Evaluator, RecordResult};
 #[allow(missing_docs)]
 pub mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "filter",
         // Parameters borrow: documents go to the guest straight from the scan's buffer.
         ownership: Borrowing { duplicate_if_necessary: true },
@@ -34,35 +34,32 @@ pub mod bindings {
 use bindings::Filter;
 pub use bindings::exports::vmext::detect::detector as api;
 
-/// The component's file name as the build writes it.
-pub const COMPONENT_FILE: &str = "vmext_guest.wasm";
-
 /// Finds the component: `explicit` if given, else `$VMEXT_COMPONENT`, else next to the running
 /// executable, else where `cargo xtask` builds it relative to the executable's target folder.
-pub fn find_component(explicit: Option<&Path>) -> Result<std::path::PathBuf, String> {
+pub fn find_component(explicit: Option<&Path>) -> Result<std::path::PathBuf, SetupError> {
+    use vmext_artefacts::{Artefact, GUEST_FILE};
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
     if let Some(p) = std::env::var_os("VMEXT_COMPONENT") {
         return Ok(p.into());
     }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| SetupError::Locate(e.to_string()))?;
     let dir = exe.parent().unwrap_or(Path::new("."));
     let candidates = [
-        dir.join(COMPONENT_FILE),
-        dir.join("../wasm32-wasip2/wasm-release")
-            .join(COMPONENT_FILE),
+        dir.join(GUEST_FILE),
+        dir.join(Artefact::Component.path_from_host_binary()),
     ];
     candidates
         .iter()
         .find(|p| p.is_file())
         .cloned()
         .ok_or_else(|| {
-            format!(
-                "the WebAssembly component {COMPONENT_FILE} was not found next to the executable \
+            SetupError::Locate(format!(
+                "the WebAssembly component {GUEST_FILE} was not found next to the executable \
                  or in its target folder; build it with `cargo xtask run`, pass --component \
                  PATH, or use --engine native"
-            )
+            ))
         })
 }
 
@@ -109,29 +106,17 @@ pub struct DetectorOptions {
 }
 
 /// Why the component could not be set up.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// The component file could not be found.
+    #[error("{0}")]
+    Locate(String),
     /// wasmtime could not load, link or start the component.
-    Wasm(wasmtime::Error),
+    #[error("cannot run the component")]
+    Wasm(#[from] wasmtime::Error),
     /// The component refused the rule.
+    #[error("the component refused the rule: {0}")]
     Rule(String),
-}
-
-impl std::fmt::Display for SetupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SetupError::Wasm(e) => write!(f, "cannot run the component: {e:#}"),
-            SetupError::Rule(m) => write!(f, "the component refused the rule: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for SetupError {}
-
-impl From<wasmtime::Error> for SetupError {
-    fn from(e: wasmtime::Error) -> Self {
-        SetupError::Wasm(e)
-    }
 }
 
 /// Advances an engine's epoch every [`EPOCH_TICK`] until dropped.

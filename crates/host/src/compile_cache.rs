@@ -1,0 +1,324 @@
+//! A cache of compiled WebAssembly, so that a scan does not spend its first half-second
+//! compiling the same component again.
+//!
+//! Compiling the component with Cranelift takes about 0.6 s on the project's machine: longer
+//! than scanning 100 MB natively. The compiled code is written once to the user's cache
+//! directory (`$VMEXT_CACHE_DIR`, else `$XDG_CACHE_HOME/vmext`, else `~/.cache/vmext`), keyed
+//! by a 128-bit hash of the WebAssembly bytes and wasmtime's own hash of everything that makes
+//! compiled code compatible (wasmtime version, target, configuration). Later runs load it
+//! directly. `VMEXT_NO_COMPILE_CACHE=1` turns the cache off. Any problem with the cache (no
+//! directory, a stale or corrupt file) falls back to compiling; it is never an error.
+//!
+//! # Trust model
+//!
+//! Loading precompiled code runs it without validation, so a cache file is used only when
+//! its integrity is proven, and only from a directory that is the user's own:
+//!
+//! * **Integrity**: each file is a header (`VMEXTCC1`), the SHA-256 digest of the compiled
+//!   code, and the code. The whole file is read and its digest checked before wasmtime sees a
+//!   byte; any difference (a flipped bit, a truncated or overwritten file, a file from another
+//!   program) means the file is ignored, the module compiled again and the file replaced.
+//!   wasmtime then checks its own header (version, target, configuration).
+//! * **Authenticity comes from the directory**, not the digest (whoever can write a file can
+//!   write its digest): the directory is created private (mode 0700), and a cache directory
+//!   that others can write to (group- or world-writable) is not used at all. Whoever can
+//!   write to the user's own `~/.cache` can already change `~/.bashrc`; the cache adds no new
+//!   way in.
+//! * Files are written to a temporary name and renamed, so a reader never sees half a file.
+//! * **Eviction**: a file used is touched; after each store, files unused for
+//!   [`MAX_AGE`] are removed, then the least recently used until the cache holds at most
+//!   [`MAX_TOTAL_BYTES`].
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use wasmtime::Engine;
+use wasmtime::Module;
+use wasmtime::component::Component;
+
+/// The first bytes of every cache file: the format of this module's files.
+const MAGIC: &[u8; 8] = b"VMEXTCC1";
+
+/// Bytes of the SHA-256 digest after [`MAGIC`].
+const DIGEST_BYTES: usize = 32;
+
+/// Cache files unused for this long are removed.
+pub const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The most the cache directory holds; the least recently used files go first.
+pub const MAX_TOTAL_BYTES: u64 = 512 << 20;
+
+/// The cache directory, unless the cache is turned off or no directory can be named.
+fn cache_dir() -> Option<PathBuf> {
+    if std::env::var_os("VMEXT_NO_COMPILE_CACHE").is_some_and(|v| !v.is_empty() && v != "0") {
+        return None;
+    }
+    if let Some(dir) = std::env::var_os("VMEXT_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(dir).join("vmext"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/vmext"))
+}
+
+/// Creates the directory private if it is missing; `false` when it cannot be used: not a
+/// directory, or writable by others than its owner.
+fn usable_dir(dir: &Path) -> bool {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    if builder.create(dir).is_err() {
+        return false;
+    }
+    match std::fs::metadata(dir) {
+        #[cfg(unix)]
+        Ok(m) => {
+            m.is_dir() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o022 == 0
+        }
+        #[cfg(not(unix))]
+        Ok(m) => m.is_dir(),
+        Err(_) => false,
+    }
+}
+
+/// Two SipHash passes with different prefixes: 128 bits, enough that two different modules
+/// never share a file by accident. (A name, not a proof: the file's digest is the proof.)
+fn key(engine: &Engine, kind: &str, bytes: &[u8]) -> String {
+    let mut parts = [0u64; 2];
+    for (i, part) in parts.iter_mut().enumerate() {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        i.hash(&mut h);
+        kind.hash(&mut h);
+        engine.precompile_compatibility_hash().hash(&mut h);
+        bytes.hash(&mut h);
+        *part = h.finish();
+    }
+    format!("{kind}-{:016x}{:016x}.cwasm", parts[0], parts[1])
+}
+
+/// The compiled code in a cache file, if the file is whole: magic, then a digest that matches
+/// the rest.
+fn verified(file: &[u8]) -> Option<&[u8]> {
+    let rest = file.strip_prefix(MAGIC.as_slice())?;
+    let (digest, code) = rest.split_at_checked(DIGEST_BYTES)?;
+    (Sha256::digest(code).as_slice() == digest).then_some(code)
+}
+
+fn store(path: &Path, compiled: &[u8]) {
+    // A name no other writer uses (threads of this process included), so a reader only ever
+    // sees a complete file, renamed into place in one step.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = path.with_extension(format!("tmp{}-{n}", std::process::id()));
+    let mut file = Vec::with_capacity(MAGIC.len() + DIGEST_BYTES + compiled.len());
+    file.extend_from_slice(MAGIC);
+    file.extend_from_slice(&Sha256::digest(compiled));
+    file.extend_from_slice(compiled);
+    if std::fs::write(&temporary, &file).is_ok() && std::fs::rename(&temporary, path).is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+}
+
+/// Removes cache files unused for [`MAX_AGE`], then the least recently used until the rest
+/// fit in `max_total` bytes. Other files in the directory are left alone.
+fn evict(dir: &Path, max_total: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    let mut files: Vec<(SystemTime, u64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .filter_map(|p| {
+            let m = std::fs::symlink_metadata(&p).ok()?;
+            Some((m.modified().unwrap_or(UNIX_EPOCH), m.len(), p))
+        })
+        .collect();
+    files.sort();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    for (used, len, path) in files {
+        let stale = now.duration_since(used).is_ok_and(|age| age > MAX_AGE);
+        if (stale || total > max_total) && std::fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
+}
+
+/// The component at `path`, from the cache when it holds it, else compiled (and cached).
+pub fn component(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    cached(
+        engine,
+        path,
+        cache_dir(),
+        "component",
+        |engine, bytes| Component::new(engine, bytes),
+        // SAFETY: see `cached`.
+        |engine, code| unsafe { Component::deserialize(engine, code) },
+        Component::serialize,
+    )
+}
+
+/// The core module at `path`, from the cache when it holds it, else compiled (and cached).
+pub fn module(engine: &Engine, path: &Path) -> wasmtime::Result<Module> {
+    module_in(engine, path, cache_dir())
+}
+
+fn module_in(engine: &Engine, path: &Path, dir: Option<PathBuf>) -> wasmtime::Result<Module> {
+    cached(
+        engine,
+        path,
+        dir,
+        "module",
+        |engine, bytes| Module::new(engine, bytes),
+        // SAFETY: see `cached`.
+        |engine, code| unsafe { Module::deserialize(engine, code) },
+        Module::serialize,
+    )
+}
+
+/// Loads compiled code from `dir` when it holds this module's, else compiles and stores it.
+///
+/// `deserialize` is only ever given code whose SHA-256 digest matches the one stored with it
+/// by `store`, from wasmtime's own serialisation of this exact module in a directory only its
+/// owner can write to (see the module documentation); wasmtime then checks its own header and
+/// refuses code compiled for another version, target or configuration.
+fn cached<T>(
+    engine: &Engine,
+    path: &Path,
+    dir: Option<PathBuf>,
+    kind: &str,
+    compile: impl Fn(&Engine, &[u8]) -> wasmtime::Result<T>,
+    deserialize: impl Fn(&Engine, &[u8]) -> wasmtime::Result<T>,
+    serialize: impl Fn(&T) -> wasmtime::Result<Vec<u8>>,
+) -> wasmtime::Result<T> {
+    let bytes = std::fs::read(path)?;
+    let Some(dir) = dir.filter(|d| usable_dir(d)) else {
+        return compile(engine, &bytes);
+    };
+    let file = dir.join(key(engine, kind, &bytes));
+    if let Ok(stored) = std::fs::read(&file)
+        && let Some(code) = verified(&stored)
+        && let Ok(loaded) = deserialize(engine, code)
+    {
+        // Used now: eviction goes by last use.
+        if let Ok(f) = std::fs::File::options().append(true).open(&file) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+        return Ok(loaded);
+    }
+    let compiled = compile(engine, &bytes)?;
+    if let Ok(serialised) = serialize(&compiled) {
+        store(&file, &serialised);
+        evict(&dir, MAX_TOTAL_BYTES);
+    }
+    Ok(compiled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eviction_removes_the_least_recently_used_and_the_stale() {
+        let dir = std::env::temp_dir().join(format!("vmext-evict-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let now = SystemTime::now();
+        for (i, age_days) in [(0, 40u64), (1, 3), (2, 2), (3, 1)] {
+            let path = dir.join(format!("module-{i}.cwasm"));
+            std::fs::write(&path, vec![0u8; 1000]).unwrap();
+            let f = std::fs::File::options().append(true).open(&path).unwrap();
+            f.set_modified(now - Duration::from_secs(age_days * 24 * 3600))
+                .unwrap();
+        }
+        std::fs::write(dir.join("notes.txt"), "kept").unwrap();
+        evict(&dir, 2000);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        // module-0 is stale; module-1 is the least recently used of the three within 2000 bytes.
+        assert_eq!(left, ["module-2.cwasm", "module-3.cwasm", "notes.txt"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_others_can_write_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("vmext-open-cache-{}", std::process::id()));
+        assert!(usable_dir(&dir));
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "created private: {mode:o}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!usable_dir(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn keys_depend_on_bytes_kind_and_engine() {
+        let plain = Engine::default();
+        let mut config = wasmtime::Config::new();
+        config.consume_fuel(true);
+        let fuel = Engine::new(&config).unwrap();
+        let a = key(&plain, "module", b"\0asm\x01\0\0\0");
+        assert_eq!(a, key(&plain, "module", b"\0asm\x01\0\0\0"));
+        assert_ne!(a, key(&plain, "module", b"\0asm\x01\0\0\x01"));
+        assert_ne!(a, key(&plain, "component", b"\0asm\x01\0\0\0"));
+        assert_ne!(a, key(&fuel, "module", b"\0asm\x01\0\0\0"));
+    }
+
+    #[test]
+    fn a_cached_module_loads_and_a_corrupt_one_is_recompiled() {
+        let dir = std::env::temp_dir().join(format!("vmext-cache-test-{}", std::process::id()));
+        let wasm = dir.join("m.wasm");
+        std::fs::create_dir_all(&dir).unwrap();
+        // (module (func (export "f") (result i32) i32.const 7))
+        let bytes: &[u8] = &[
+            0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 127, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0,
+            10, 6, 1, 4, 0, 65, 7, 11,
+        ];
+        std::fs::write(&wasm, bytes).unwrap();
+        let cache = Some(dir.join("cache"));
+        let engine = Engine::default();
+        let call = |m: &Module| {
+            let mut store = wasmtime::Store::new(&engine, ());
+            let instance = wasmtime::Instance::new(&mut store, m, &[]).unwrap();
+            let f = instance.get_typed_func::<(), i32>(&mut store, "f").unwrap();
+            f.call(&mut store, ()).unwrap()
+        };
+        assert_eq!(call(&module_in(&engine, &wasm, cache.clone()).unwrap()), 7);
+        let cached = dir.join("cache").join(key(&engine, "module", bytes));
+        assert!(cached.is_file());
+        assert_eq!(call(&module_in(&engine, &wasm, cache.clone()).unwrap()), 7);
+        std::fs::write(&cached, b"not compiled code").unwrap();
+        assert_eq!(call(&module_in(&engine, &wasm, cache.clone()).unwrap()), 7);
+        // Every single flipped bit of a valid file, anywhere in it (header, digest, code), is
+        // caught before wasmtime sees the code: the module is compiled again and still runs.
+        let good = std::fs::read(&cached).unwrap();
+        assert!(verified(&good).is_some());
+        for at in (0..good.len()).step_by(good.len() / 97 + 1) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x10;
+            assert!(verified(&bad).is_none(), "flip at {at} not caught");
+            std::fs::write(&cached, &bad).unwrap();
+            assert_eq!(call(&module_in(&engine, &wasm, cache.clone()).unwrap()), 7);
+            assert_eq!(
+                std::fs::read(&cached).unwrap(),
+                good,
+                "replaced by a good file"
+            );
+        }
+        // Truncated anywhere.
+        for len in [0, 7, 8, 39, 40, good.len() - 1] {
+            assert!(verified(&good[..len]).is_none(), "{len}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
