@@ -107,17 +107,9 @@ fn build(
 
 fn evaluate(detector: &Detector, document: &[u8], explain: bool) -> api::DocumentResult {
     crate::test_hooks::apply(document);
-    let evaluations = if explain {
-        detector.explain(document)
-    } else {
-        match detector.evaluate(document) {
-            Ok(Outcome::Rejected) => return api::DocumentResult::Rejected,
-            Ok(Outcome::Evaluated(list)) => Ok(list),
-            Err(e) => Err(e),
-        }
-    };
-    match evaluations {
-        Ok(list) => api::DocumentResult::Records(
+    match detector.run(document, explain) {
+        Ok(Outcome::Rejected) => api::DocumentResult::Rejected,
+        Ok(Outcome::Evaluated(list)) => api::DocumentResult::Records(
             list.iter()
                 .map(|e| record_result(e, detector.rule()))
                 .collect(),

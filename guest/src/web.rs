@@ -273,14 +273,10 @@ impl Detector {
     /// with the canonical result objects, or `{failed: message}`.
     #[wasm_bindgen(js_name = evaluateDocument, unchecked_return_type = "DocumentResult")]
     pub fn evaluate_document(&self, document: &[u8], explain: bool) -> JsValue {
-        let evaluations = if explain {
-            self.inner.explain(document)
-        } else {
-            match self.inner.evaluate(document) {
-                Ok(vmext_engine::Outcome::Rejected) => return json_parse("{\"rejected\":true}"),
-                Ok(vmext_engine::Outcome::Evaluated(list)) => Ok(list),
-                Err(e) => Err(e),
-            }
+        let evaluations = match self.inner.run(document, explain) {
+            Ok(vmext_engine::Outcome::Rejected) => return json_parse("{\"rejected\":true}"),
+            Ok(vmext_engine::Outcome::Evaluated(list)) => Ok(list),
+            Err(e) => Err(e),
         };
         let json = match evaluations {
             Ok(list) => {
@@ -344,14 +340,10 @@ impl Detector {
             }
             return;
         }
-        let evaluations = if explain {
-            self.inner.explain(doc)
-        } else {
-            match self.inner.evaluate(doc) {
-                Ok(vmext_engine::Outcome::Rejected) => Ok(Vec::new()),
-                Ok(vmext_engine::Outcome::Evaluated(list)) => Ok(list),
-                Err(e) => Err(e),
-            }
+        let evaluations = match self.inner.run(doc, explain) {
+            Ok(vmext_engine::Outcome::Rejected) => Ok(Vec::new()),
+            Ok(vmext_engine::Outcome::Evaluated(list)) => Ok(list),
+            Err(e) => Err(e),
         };
         match evaluations {
             Ok(list) => {

@@ -246,8 +246,11 @@ fn run(cli: Cli) -> Result<u8> {
                 bail!("{} has no index.html", args.dir.display());
             }
             host_test::serve::serve(&args.dir, args.port, |addr| {
-                // Printed on stdout so that scripts and tests can wait for it.
-                println!("serving {} on http://{addr}/", args.dir.display());
+                // Printed on stdout so that scripts and tests can wait for it (a closed stdout
+                // only loses the notice).
+                let mut out = io::stdout();
+                let _ = writeln!(out, "serving {} on http://{addr}/", args.dir.display());
+                let _ = out.flush();
             })?;
             Ok(0)
         }

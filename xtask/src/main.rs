@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use anyhow::{Context, Result, anyhow, bail};
 use vmext_artefacts::Artefact;
 
 const USAGE: &str = "usage: cargo xtask <run|test|build>
@@ -72,7 +73,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xtask {task}: {e}");
+            eprintln!("xtask {task}: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -86,18 +87,18 @@ fn root() -> PathBuf {
 }
 
 /// Runs a command in the repository root; fails unless it exits with one of `ok` codes.
-fn step(what: &str, program: &str, args: &[&str], ok: &[i32]) -> Result<i32, String> {
+fn step(what: &str, program: &str, args: &[&str], ok: &[i32]) -> Result<i32> {
     eprintln!("\n==> {what}\n    $ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
         .current_dir(root())
         .status()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
+        .with_context(|| format!("cannot start {program}"))?;
     let code = status.code().unwrap_or(-1);
     if ok.contains(&code) {
         Ok(code)
     } else {
-        Err(format!("{what} failed (exit status {code})"))
+        bail!("{what} failed (exit status {code})")
     }
 }
 
@@ -106,13 +107,13 @@ fn cargo() -> String {
 }
 
 /// The shipped fixture files, in a stable order.
-fn fixture_files() -> Result<Vec<String>, String> {
+fn fixture_files() -> Result<Vec<String>> {
     let mut files = Vec::new();
     for shape in ["ecs", "raw"] {
         let dir = root().join("fixtures").join(shape);
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(&dir).with_context(|| dir.display().to_string())?;
         for entry in entries {
-            let path = entry.map_err(|e| e.to_string())?.path();
+            let path = entry?.path();
             if path.extension().is_some_and(|e| e == "json") {
                 files.push(format!(
                     "fixtures/{shape}/{}",
@@ -128,14 +129,14 @@ fn fixture_files() -> Result<Vec<String>, String> {
 }
 
 /// Installs the wasm targets for the pinned toolchain.
-fn setup() -> Result<(), String> {
+fn setup() -> Result<()> {
     let mut args = vec!["target", "add"];
     args.extend(WASM_TARGETS);
     step("install the WebAssembly targets", "rustup", &args, &[0]).map(|_| ())
 }
 
 /// Builds the component the host runs.
-fn build_component() -> Result<(), String> {
+fn build_component() -> Result<()> {
     step(
         "build the WebAssembly component",
         &cargo(),
@@ -145,7 +146,7 @@ fn build_component() -> Result<(), String> {
     .map(|_| ())
 }
 
-fn build() -> Result<(), String> {
+fn build() -> Result<()> {
     setup()?;
     for (artefact, what) in Artefact::SHIPPED {
         step(
@@ -200,7 +201,7 @@ struct Tools {
 
 impl Tools {
     /// Reads the switch; in fresh mode, empties the fresh folder first (once per run).
-    fn get() -> Result<&'static Tools, String> {
+    fn get() -> Result<&'static Tools> {
         static TOOLS: std::sync::OnceLock<Result<Tools, String>> = std::sync::OnceLock::new();
         TOOLS
             .get_or_init(|| {
@@ -225,7 +226,7 @@ impl Tools {
                 Ok(Tools { root: dir, fresh })
             })
             .as_ref()
-            .map_err(Clone::clone)
+            .map_err(|e| anyhow!("{e}"))
     }
 
     /// The path of an installed binary of this tool folder.
@@ -247,7 +248,7 @@ impl Tools {
 
     /// `cargo install` of one crate at an exact version into this folder, with the pinned
     /// toolchain's cargo (from `$CARGO`), which needs no `+toolchain` and no rustup proxy.
-    fn install(&self, krate: &str, version: &str) -> Result<(), String> {
+    fn install(&self, krate: &str, version: &str) -> Result<()> {
         let root = self.root.display().to_string();
         step(
             &format!("install {krate} {version} into {root}"),
@@ -269,7 +270,7 @@ impl Tools {
 
 /// A wasm-bindgen CLI of the pinned version: the one on PATH if it matches, else one installed
 /// into the tools folder on first use.
-fn wasm_bindgen() -> Result<String, String> {
+fn wasm_bindgen() -> Result<String> {
     let tools = Tools::get()?;
     let version = wasm_bindgen_version()?;
     let wanted = format!("wasm-bindgen {version}");
@@ -289,7 +290,7 @@ fn wasm_bindgen() -> Result<String, String> {
 /// The version of the `wasm-bindgen` crate the guest builds with, read from `Cargo.lock`: the
 /// CLI that post-processes the module must be exactly that version, and the guest's
 /// `Cargo.toml` pin is the one place it is written.
-fn wasm_bindgen_version() -> Result<String, String> {
+fn wasm_bindgen_version() -> Result<String> {
     #[derive(serde::Deserialize)]
     struct Lock {
         package: Vec<Package>,
@@ -299,31 +300,18 @@ fn wasm_bindgen_version() -> Result<String, String> {
         name: String,
         version: String,
     }
-    let text = std::fs::read_to_string(root().join("Cargo.lock"))
-        .map_err(|e| format!("Cargo.lock: {e}"))?;
-    let lock: Lock = toml::from_str(&text).map_err(|e| format!("Cargo.lock: {e}"))?;
+    let text = std::fs::read_to_string(root().join("Cargo.lock")).context("Cargo.lock")?;
+    let lock: Lock = toml::from_str(&text).context("Cargo.lock")?;
     lock.package
         .into_iter()
         .find(|p| p.name == "wasm-bindgen")
         .map(|p| p.version)
-        .ok_or_else(|| "Cargo.lock names no wasm-bindgen".to_owned())
-}
-
-#[derive(serde::Deserialize)]
-struct Manifest {
-    case: Vec<Case>,
-}
-
-#[derive(serde::Deserialize)]
-struct Case {
-    file: String,
-    edge: String,
-    expect: Vec<String>,
+        .context("Cargo.lock names no wasm-bindgen")
 }
 
 /// `playground/pkg/fixtures.json`: every shipped fixture with its description, expected
 /// verdicts and text, for the page's picker and its tests.
-fn write_fixture_index() -> Result<(), String> {
+fn write_fixture_index() -> Result<()> {
     /// One entry of the index, as the page reads it.
     #[derive(serde::Serialize)]
     struct Entry<'a> {
@@ -333,11 +321,11 @@ fn write_fixture_index() -> Result<(), String> {
         text: String,
     }
     let dir = root().join("fixtures");
-    let text = std::fs::read_to_string(dir.join("cases.toml")).map_err(|e| e.to_string())?;
-    let manifest: Manifest = toml::from_str(&text).map_err(|e| e.to_string())?;
+    let manifest = vmext_artefacts::fixtures::Manifest::read(&root())?;
     let mut entries = Vec::new();
     for case in &manifest.case {
-        let body = std::fs::read_to_string(dir.join(&case.file)).map_err(|e| e.to_string())?;
+        let body = std::fs::read_to_string(dir.join(&case.file))
+            .with_context(|| format!("fixtures/{}", case.file))?;
         entries.push(Entry {
             file: &case.file,
             edge: &case.edge,
@@ -345,16 +333,16 @@ fn write_fixture_index() -> Result<(), String> {
             text: body,
         });
     }
-    let json = serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&entries)?;
     std::fs::write(
         root().join(PLAYGROUND_PKG).join("fixtures.json"),
         json + "\n",
     )
-    .map_err(|e| e.to_string())
+    .context("playground/pkg/fixtures.json")
 }
 
 /// Builds the browser module with wasm-bindgen into `playground/pkg`.
-fn build_playground() -> Result<(), String> {
+fn build_playground() -> Result<()> {
     let bindgen = wasm_bindgen()?;
     step(
         "build the browser module",
@@ -372,7 +360,7 @@ fn build_playground() -> Result<(), String> {
     write_fixture_index()
 }
 
-fn playground() -> Result<(), String> {
+fn playground() -> Result<()> {
     setup()?;
     build_playground()?;
     step(
@@ -396,7 +384,7 @@ fn playground() -> Result<(), String> {
 }
 
 /// Chromium for the browser tests, from Debian's packages, when it is not there yet.
-fn ensure_chromium() -> Result<(), String> {
+fn ensure_chromium() -> Result<()> {
     if Path::new("/usr/bin/chromium").exists() {
         return Ok(());
     }
@@ -416,7 +404,7 @@ fn ensure_chromium() -> Result<(), String> {
 }
 
 /// Installs the npm packages a folder's lockfile names (`npm ci`), quietly.
-fn npm_ci(what: &str, folder: &str) -> Result<(), String> {
+fn npm_ci(what: &str, folder: &str) -> Result<()> {
     step(
         &format!("install {what} (npm)"),
         "npm",
@@ -434,7 +422,7 @@ fn npm_ci(what: &str, folder: &str) -> Result<(), String> {
 }
 
 /// The browser tests: the playground in headless Chromium, driven by playwright-core.
-fn browser_tests() -> Result<(), String> {
+fn browser_tests() -> Result<()> {
     build_playground()?;
     ensure_chromium()?;
     npm_ci("the browser tests' npm packages", "playground")?;
@@ -450,7 +438,7 @@ fn browser_tests() -> Result<(), String> {
 /// The component in a second component host: jco transpiles it for Node (with WASI from
 /// `@bytecodealliance/preview2-shim`), and `jco/component.test.mjs` holds it to the native
 /// engine on every fixture. Needs the component and `target/debug/vmext-detect` built.
-fn jco_tests() -> Result<(), String> {
+fn jco_tests() -> Result<()> {
     build_component()?;
     let component = Artefact::Component.path().display().to_string();
     npm_ci("jco and its WASI shim", "jco")?;
@@ -484,7 +472,7 @@ fn jco_tests() -> Result<(), String> {
 
 /// cargo-fuzz: the one on PATH, or one installed into the tools folder on first use. The
 /// nightly toolchain it builds the targets with is installed first when the machine lacks it.
-fn cargo_fuzz() -> Result<String, String> {
+fn cargo_fuzz() -> Result<String> {
     ensure_toolchain(FUZZ_TOOLCHAIN)?;
     let tools = Tools::get()?;
     let usable = |candidate: &str| {
@@ -502,7 +490,7 @@ fn cargo_fuzz() -> Result<String, String> {
 
 /// A cargo-deny of the pinned version (or any on PATH that answers): the one on PATH, else one
 /// installed into the tools folder on first use.
-fn cargo_deny() -> Result<String, String> {
+fn cargo_deny() -> Result<String> {
     let tools = Tools::get()?;
     let wanted = format!("cargo-deny {CARGO_DENY_VERSION}");
     let usable = |candidate: &str| {
@@ -521,7 +509,7 @@ fn cargo_deny() -> Result<String, String> {
 /// The dependency policy (`deny.toml`): licenses, duplicate versions, sources. The advisory
 /// check needs the RustSec database from the network, which the project's machines cannot
 /// reach; the README says how to run it.
-fn deny() -> Result<(), String> {
+fn deny() -> Result<()> {
     let deny = cargo_deny()?;
     step(
         "dependency policy (cargo deny: licenses, bans, sources)",
@@ -540,7 +528,7 @@ fn deny() -> Result<(), String> {
 }
 
 /// Installs a rustup toolchain (minimal profile) unless `rustup run` can already use it.
-fn ensure_toolchain(toolchain: &str) -> Result<(), String> {
+fn ensure_toolchain(toolchain: &str) -> Result<()> {
     let present = Command::new("rustup")
         .args(["run", toolchain, "rustc", "--version"])
         .output()
@@ -559,15 +547,15 @@ fn ensure_toolchain(toolchain: &str) -> Result<(), String> {
 
 /// Seeds each target's corpus (git-ignored) from the fixtures and the rule's query, and from
 /// the detection-rules query corpus in `../shared` when it is there (read, never committed).
-fn seed_fuzz_corpora() -> Result<(), String> {
-    let write = |target: &str, name: &str, bytes: &[u8]| -> Result<(), String> {
+fn seed_fuzz_corpora() -> Result<()> {
+    let write = |target: &str, name: &str, bytes: &[u8]| -> Result<()> {
         let dir = root().join("fuzz/corpus").join(target);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        std::fs::write(dir.join(name), bytes).map_err(|e| e.to_string())
+        std::fs::create_dir_all(&dir)?;
+        Ok(std::fs::write(dir.join(name), bytes)?)
     };
     let rule =
         std::fs::read_to_string(root().join("rules/azure_vm_extension_deployment_by_user.toml"))
-            .map_err(|e| e.to_string())?;
+            .context("the rule file")?;
     let fence = "'''";
     let query = rule
         .split(&format!("query = {fence}"))
@@ -585,9 +573,9 @@ fn seed_fuzz_corpora() -> Result<(), String> {
     }
     for shape in ["ecs", "raw"] {
         let dir = root().join("fixtures").join(shape);
-        for entry in std::fs::read_dir(&dir).map_err(|e| e.to_string())? {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let bytes = std::fs::read(&path)?;
             let file = path
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
@@ -606,7 +594,7 @@ fn seed_fuzz_corpora() -> Result<(), String> {
 }
 
 /// Runs every fuzz target for `seconds`; a finding fails the task.
-fn fuzz(seconds: u64) -> Result<(), String> {
+fn fuzz(seconds: u64) -> Result<()> {
     let cargo_fuzz = cargo_fuzz()?;
     seed_fuzz_corpora()?;
     let time = format!("-max_total_time={seconds}");
@@ -628,11 +616,9 @@ fn fuzz(seconds: u64) -> Result<(), String> {
             .env("RUSTUP_TOOLCHAIN", FUZZ_TOOLCHAIN)
             .current_dir(root())
             .status()
-            .map_err(|e| format!("cannot start cargo-fuzz: {e}"))?;
+            .context("cannot start cargo-fuzz")?;
         if !status.success() {
-            return Err(format!(
-                "fuzz target {target} found a failure (see fuzz/artifacts/{target})"
-            ));
+            bail!("fuzz target {target} found a failure (see fuzz/artifacts/{target})");
         }
     }
     Ok(())
@@ -640,7 +626,7 @@ fn fuzz(seconds: u64) -> Result<(), String> {
 
 /// The VRL parity crate (`vrl-parity/`, its own workspace so that only it compiles `vrl`):
 /// formatting, lints and its tests, built into `target/vrl-parity` so CI caches one folder.
-fn vrl_parity(cargo: &str) -> Result<(), String> {
+fn vrl_parity(cargo: &str) -> Result<()> {
     let manifest = "vrl-parity/Cargo.toml";
     let target = root().join("target/vrl-parity");
     let runs: [(&str, Vec<&str>); 3] = [
@@ -673,24 +659,24 @@ fn vrl_parity(cargo: &str) -> Result<(), String> {
             .env("CARGO_TARGET_DIR", &target)
             .current_dir(root())
             .status()
-            .map_err(|e| format!("cannot start {cargo}: {e}"))?;
+            .with_context(|| format!("cannot start {cargo}"))?;
         if !status.success() {
-            return Err(format!("{what} failed ({status})"));
+            bail!("{what} failed ({status})");
         }
     }
     Ok(())
 }
 
 /// Writes the Vector artefacts from the rule and the fixtures (`vector/`).
-fn vrl() -> Result<(), String> {
-    let written = vmext_vrl::artefacts::write(&root()).map_err(|e| e.to_string())?;
+fn vrl() -> Result<()> {
+    let written = vmext_vrl::artefacts::write(&root())?;
     for path in written {
         eprintln!("    -> {path}");
     }
     Ok(())
 }
 
-fn run() -> Result<(), String> {
+fn run() -> Result<()> {
     let cargo = cargo();
     setup()?;
     build_component()?;
@@ -721,7 +707,7 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn test() -> Result<(), String> {
+fn test() -> Result<()> {
     let cargo = cargo();
     setup()?;
     // Every tool the later steps need, first: a missing install step fails in minutes, not

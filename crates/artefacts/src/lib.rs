@@ -3,10 +3,12 @@
 //! `cargo xtask` builds the artefacts, the tests build them again from the current sources,
 //! and `vmext-detect` looks for the component next to itself or in its target folder. All
 //! three read the target, features, profile and output path from [`Artefact`], so a change
-//! of layout is one edit here. The crate has no dependencies, so the build task stays quick
-//! to compile.
+//! of layout is one edit here. [`fixtures`] is the schema of the fixtures' manifest, for the
+//! same readers.
 
 #![forbid(unsafe_code)]
+
+pub mod fixtures;
 
 use std::path::PathBuf;
 

@@ -382,6 +382,16 @@ impl Detector {
         self.evaluate_parsed(text, true)
     }
 
+    /// What every adapter does with one document: with `explain`, [`Detector::explain`] (every
+    /// record evaluated and explained, never rejected); without, [`Detector::evaluate`].
+    pub fn run(&self, text: &[u8], explain: bool) -> Result<Outcome, RecordError> {
+        if explain {
+            self.explain(text).map(Outcome::Evaluated)
+        } else {
+            self.evaluate(text)
+        }
+    }
+
     /// Evaluates members of a `{"records":[…]}` envelope that a host split apart (see
     /// [`crate::documents::envelope_members`]), numbering them from `first_index`: each gives
     /// the evaluation it would have in the whole envelope, so a host can hand a large envelope

@@ -1,8 +1,8 @@
 //! A cache of compiled WebAssembly, so that a scan does not spend its first half-second
 //! compiling the same component again.
 //!
-//! Compiling the component with Cranelift takes about 0.6 s on the project's machine: longer
-//! than scanning 100 MB natively. The compiled code is written once to the user's cache
+//! Compiling the component with Cranelift takes longer than scanning 100 MB natively (figures
+//! in BENCHMARKS.md). The compiled code is written once to the user's cache
 //! directory (`$VMEXT_CACHE_DIR`, else `$XDG_CACHE_HOME/vmext`, else `~/.cache/vmext`), keyed
 //! by a 128-bit hash of the WebAssembly bytes and wasmtime's own hash of everything that makes
 //! compiled code compatible (wasmtime version, target, configuration). Later runs load it

@@ -193,8 +193,8 @@ impl wasmtime::ResourceLimiter for State {
     }
 }
 
-/// A loaded, compiled component, ready to instantiate. Compiling is the expensive part (about
-/// 0.6 s), so compiled code is cached across runs ([`crate::compile_cache`]); one runtime can
+/// A loaded, compiled component, ready to instantiate. Compiling is the expensive part (see
+/// BENCHMARKS.md), so compiled code is cached across runs ([`crate::compile_cache`]); one runtime can
 /// serve many evaluators.
 pub struct ComponentRuntime {
     engine: Engine,

@@ -79,14 +79,10 @@ impl NativeEvaluator {
 
 impl Evaluator for NativeEvaluator {
     fn evaluate(&mut self, document: &[u8], explain: bool) -> DocumentResult {
-        let evaluations = if explain {
-            self.detector.explain(document)
-        } else {
-            match self.detector.evaluate(document) {
-                Ok(Outcome::Rejected) => return DocumentResult::Rejected,
-                Ok(Outcome::Evaluated(e)) => Ok(e),
-                Err(e) => Err(e),
-            }
+        let evaluations = match self.detector.run(document, explain) {
+            Ok(Outcome::Rejected) => return DocumentResult::Rejected,
+            Ok(Outcome::Evaluated(list)) => Ok(list),
+            Err(e) => Err(e),
         };
         match evaluations {
             Err(e) => DocumentResult::Failed(e.to_string()),
