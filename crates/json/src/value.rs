@@ -235,8 +235,6 @@ fn is_container(v: &Value<'_>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     fn repeat(text: &str) -> Option<(String, String)> {
         crate::parse(text.as_bytes())
             .unwrap()
