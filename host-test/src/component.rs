@@ -115,6 +115,9 @@ pub enum SetupError {
     Wasm(wasmtime::Error),
     /// The component refused the rule.
     Rule(String),
+    /// Building the detector ran into a limit or trapped (the one-line reason, as for a
+    /// document: memory cap, deadline or trap).
+    Build(String),
 }
 
 impl std::fmt::Display for SetupError {
@@ -122,6 +125,7 @@ impl std::fmt::Display for SetupError {
         match self {
             SetupError::Wasm(e) => write!(f, "cannot run the component: {e:#}"),
             SetupError::Rule(m) => write!(f, "the component refused the rule: {m}"),
+            SetupError::Build(m) => write!(f, "the component could not build the detector: {m}"),
         }
     }
 }
@@ -363,7 +367,7 @@ fn instantiate(
     store.set_epoch_deadline(limits.deadline_ticks());
     let bindings = Filter::instantiate(&mut store, &runtime.component, &runtime.linker)?;
     let guest = bindings.vmext_detect_detector().detector();
-    let detector = match rule {
+    let built = match rule {
         _ if *options != DetectorOptions::default() => {
             let source = match rule {
                 RuleSource::Seed => api::RuleSource::Seed,
@@ -374,18 +378,16 @@ fn instantiate(
                 ProfileName::Faithful => api::Profile::Faithful,
                 ProfileName::Hardened => api::Profile::Hardened,
             };
-            guest
-                .call_configure(&mut store, source, profile, options.exceptions.as_deref())?
-                .map_err(|e| SetupError::Rule(describe_error(&e)))?
+            guest.call_configure(&mut store, source, profile, options.exceptions.as_deref())
         }
-        RuleSource::Seed => guest.call_seed(&mut store)?,
-        RuleSource::Toml(text) => guest
-            .call_from_toml(&mut store, text)?
-            .map_err(|e| SetupError::Rule(describe_error(&e)))?,
-        RuleSource::Query(kql) => guest
-            .call_from_query(&mut store, kql)?
-            .map_err(|e| SetupError::Rule(describe_error(&e)))?,
+        RuleSource::Seed => guest.call_seed(&mut store).map(Ok),
+        RuleSource::Toml(text) => guest.call_from_toml(&mut store, text),
+        RuleSource::Query(kql) => guest.call_from_query(&mut store, kql),
     };
+    // A trap while building (a query too costly for the limits) is named like a document's.
+    let detector = built
+        .map_err(|trap| SetupError::Build(trap_reason(&trap, store.data(), &limits)))?
+        .map_err(|e| SetupError::Rule(describe_error(&e)))?;
     Ok(Live {
         store,
         bindings,

@@ -303,7 +303,8 @@ fn rules_and_rule_errors_through_the_component() {
 /// distinct wildcard pieces, factorable alternatives), each builds in the component under the
 /// default limits as natively, and both engines give the same verdicts. One byte over the
 /// bound, both refuse with the same message. (A query of 524,287 stars once ran the component
-/// out of memory while the native engine accepted it.)
+/// out of memory while the native engine accepted it.) The worst of these needs between 64 and
+/// 128 MiB and about a second in the component: the default 256 MiB and 5 s leave a margin.
 #[test]
 fn both_engines_accept_queries_up_to_the_size_bound_and_refuse_beyond() {
     let bound = vmext_engine::MAX_QUERY_BYTES;
@@ -343,6 +344,18 @@ fn both_engines_accept_queries_up_to_the_size_bound_and_refuse_beyond() {
             );
         }
     }
+    // Under a lower cap than the default, building says which limit stopped it.
+    let tight = Limits {
+        memory_bytes: 32 << 20,
+        deadline: Duration::from_secs(60),
+    };
+    let Err(e) = component(RuleSource::Query(queries[1].clone()), tight) else {
+        panic!("built under a 32 MiB cap")
+    };
+    assert_eq!(
+        e,
+        "the component could not build the detector: memory cap of 32 MiB reached"
+    );
     let over = format!("a:x{}", " ".repeat(bound + 1 - 3));
     assert_eq!(over.len(), bound + 1);
     let native = vmext_engine::Rule::from_query(&over)
