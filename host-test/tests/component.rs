@@ -299,6 +299,81 @@ fn rules_and_rule_errors_through_the_component() {
     );
 }
 
+/// Queries up to the size bound: of the shapes that cost most per byte (half a million stars,
+/// distinct wildcard pieces, factorable alternatives), each builds in the component under the
+/// default limits as natively, and both engines give the same verdicts. One byte over the
+/// bound, both refuse with the same message. (A query of 524,287 stars once ran the component
+/// out of memory while the native engine accepted it.) The worst of these needs between 64 and
+/// 128 MiB and about a second in the component: the default 256 MiB and 5 s leave a margin.
+#[test]
+fn both_engines_accept_queries_up_to_the_size_bound_and_refuse_beyond() {
+    let bound = vmext_engine::MAX_QUERY_BYTES;
+    let fill = |head: &str, mut term: Box<dyn FnMut(usize) -> String>| {
+        let mut q = head.to_owned();
+        for i in 0.. {
+            let t = term(i);
+            if q.len() + t.len() > bound {
+                break;
+            }
+            q.push_str(&t);
+        }
+        q
+    };
+    let queries = [
+        fill("a:", Box::new(|_| "*x".to_owned())),
+        fill("a:x", Box::new(|i| format!("*{i:x}"))),
+        fill("b:z", Box::new(|i| format!(" or (a:x and b:y{i})"))),
+    ];
+    let docs: [&[u8]; 3] = [
+        br#"{"a":"xx"}"#,
+        br#"{"a":"x0*1*2"}"#,
+        br#"{"a":"x","b":"y7"}"#,
+    ];
+    for query in &queries {
+        assert!(query.len() <= bound && query.len() > bound - 64);
+        let native = Detector::new(vmext_engine::Rule::from_query(query).unwrap());
+        let mut c = component(RuleSource::Query(query.clone()), Limits::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", &query[..40]));
+        for doc in docs {
+            let mut n = NativeEvaluator::new(native.clone());
+            assert_eq!(
+                verdicts(&c.evaluate(doc, false)),
+                verdicts(&n.evaluate(doc, false)),
+                "{}",
+                &query[..40]
+            );
+        }
+    }
+    // Under a lower cap than the default, building says which limit stopped it.
+    let tight = Limits {
+        memory_bytes: 32 << 20,
+        deadline: Duration::from_secs(60),
+    };
+    let Err(e) = component(RuleSource::Query(queries[1].clone()), tight) else {
+        panic!("built under a 32 MiB cap")
+    };
+    assert_eq!(
+        e,
+        "the component could not build the detector: memory cap of 32 MiB reached"
+    );
+    let over = format!("a:x{}", " ".repeat(bound + 1 - 3));
+    assert_eq!(over.len(), bound + 1);
+    let native = vmext_engine::Rule::from_query(&over)
+        .unwrap_err()
+        .to_string();
+    let Err(through_component) = component(RuleSource::Query(over), Limits::default()) else {
+        panic!("the component accepted a query over the bound")
+    };
+    assert_eq!(
+        native,
+        format!(
+            "query syntax error: the query is {} bytes long; queries are limited to {bound} bytes (1 MiB) at {bound}",
+            bound + 1
+        )
+    );
+    assert!(through_component.ends_with(&native), "{through_component}");
+}
+
 /// The `configure` constructor: the hardened profile and exception items give, through the
 /// component, byte for byte what the native engine gives, on every fixture.
 #[test]

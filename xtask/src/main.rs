@@ -34,7 +34,14 @@ const USAGE: &str = "usage: cargo xtask <run|test|build>
   vrl    regenerate the Vector artefacts (vector/: the rule as VRL, vector.yaml with its tests)";
 
 /// The fuzz targets (`fuzz/fuzz_targets/*.rs`).
-const FUZZ_TARGETS: [&str; 4] = ["kql_parser", "evaluator", "prefilter", "fluent_bit_entry"];
+const FUZZ_TARGETS: [&str; 6] = [
+    "kql_parser",
+    "evaluator",
+    "prefilter",
+    "fluent_bit_entry",
+    "exceptions",
+    "rule_file",
+];
 
 /// How long `cargo xtask test` runs each fuzz target: a bounded smoke run in CI; the README's
 /// `cargo xtask fuzz` runs them for longer.
@@ -569,6 +576,21 @@ fn seed_fuzz_corpora() -> Result<()> {
             // Whole JSON lines: the parser's own tests read the corpus properly; as seeds,
             // lines that contain a query are as good.
             write("kql_parser", &format!("corpus-{i}"), line.as_bytes())?;
+        }
+    }
+    // The tuning and rule files the readers are fuzzed from: the shipped ones.
+    for (target, folder) in [
+        ("exceptions", "fixtures/exceptions"),
+        ("rule_file", "rules"),
+    ] {
+        for entry in std::fs::read_dir(root().join(folder))? {
+            let path = entry?.path();
+            let bytes = std::fs::read(&path)?;
+            let file = path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            write(target, &file, &bytes)?;
         }
     }
     for shape in ["ecs", "raw"] {

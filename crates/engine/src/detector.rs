@@ -575,22 +575,5 @@ fn push_dataset(view: &mut Value<'_>) {
 
 /// The first key repeated within one object, anywhere in the document.
 fn duplicate_key(doc: &Value<'_>) -> Option<String> {
-    let mut stack = vec![doc];
-    let mut keys: Vec<&str> = Vec::new();
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Array(items) => stack.extend(items.iter()),
-            Value::Object(members) => {
-                keys.clear();
-                keys.extend(members.iter().map(|(k, _)| k.as_ref()));
-                keys.sort_unstable();
-                if let Some(pair) = keys.windows(2).find(|w| w.first() == w.get(1)) {
-                    return pair.first().map(|k| (*k).to_owned());
-                }
-                stack.extend(members.iter().map(|(_, v)| v));
-            }
-            _ => {}
-        }
-    }
-    None
+    doc.repeated_key().map(|r| r.key)
 }

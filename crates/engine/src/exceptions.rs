@@ -147,7 +147,16 @@ impl Exceptions {
                         continue;
                     }
                     match vmext_json::parse(line.as_bytes()) {
-                        Ok(v) => lines.push(v),
+                        Ok(v) => {
+                            if let Some(repeated) = v.repeated_key() {
+                                return Err(whole(format!(
+                                    "line {}: {}",
+                                    n + 1,
+                                    repeated_key_message(&repeated)
+                                )));
+                            }
+                            lines.push(v)
+                        }
                         Err(e) => {
                             return Err(whole(if n == 0 {
                                 format!("not JSON: {first_error}")
@@ -166,6 +175,12 @@ impl Exceptions {
         let mut items = Vec::with_capacity(values.len());
         for (i, value) in values.iter().enumerate() {
             let n = i + 1;
+            if let Some(repeated) = value.repeated_key() {
+                return Err(ExceptionsError {
+                    item: Some(n),
+                    message: repeated_key_message(&repeated),
+                });
+            }
             items.push(item(value, n).map_err(|message| ExceptionsError {
                 item: Some(n),
                 message,
@@ -316,6 +331,21 @@ pub fn wildcard_matches(pattern: &str, text: &str) -> bool {
     }
     toks.get(p..)
         .is_some_and(|rest| rest.iter().all(|tok| *tok == Tok::Any))
+}
+
+/// A repeated key makes an item ambiguous (Kibana's `JSON.parse` keeps the last value, a
+/// first-match reader the first: `"operator":"included","operator":"excluded"` would mean
+/// opposite things), so it is refused, as in records.
+fn repeated_key_message(repeated: &vmext_json::RepeatedKey) -> String {
+    let place = if repeated.pointer.is_empty() {
+        "the top-level object".to_owned()
+    } else {
+        format!("the object at `{}`", repeated.pointer)
+    };
+    format!(
+        "key `{}` appears more than once in {place}; each key may appear only once",
+        repeated.key
+    )
 }
 
 fn string_member(value: &Value<'_>, key: &str) -> Result<Option<String>, String> {
@@ -653,5 +683,46 @@ mod tests {
             "expected an exception item object, an array of items, or an NDJSON export"
         );
         assert!(Exceptions::from_json("[]").unwrap().is_empty());
+    }
+
+    /// `"operator":"included","operator":"excluded"` was read first-value-wins and suppressed
+    /// every alert; Kibana keeps the last. A repeated key anywhere is refused, naming it.
+    #[test]
+    fn repeated_keys_are_refused_naming_the_key_and_where() {
+        let err = |t: &str| Exceptions::from_json(t).unwrap_err().to_string();
+        assert_eq!(
+            err(
+                r#"{"item_id":"x","entries":[{"field":"user.name","operator":"included","operator":"excluded","type":"match","value":"svc"}]}"#
+            ),
+            "exception item 1: key `operator` appears more than once in the object at \
+             `/entries/0`; each key may appear only once"
+        );
+        assert_eq!(
+            err(
+                r#"[{"entries":[{"field":"a","operator":"included","type":"exists"}]},
+                    {"item_id":"b","item_id":"c","entries":[{"field":"a","operator":"included","type":"exists"}]}]"#
+            ),
+            "exception item 2: key `item_id` appears more than once in the top-level object; \
+             each key may appear only once"
+        );
+        // In an export, on any line (even one that is not an item), with its line number.
+        let export = concat!(
+            r#"{"list_id":"l","name":"List","name":"Other"}"#,
+            "\n",
+            r#"{"item_id":"i1","entries":[{"field":"a","operator":"included","type":"exists"}]}"#,
+            "\n"
+        );
+        assert_eq!(
+            err(export),
+            "line 1: key `name` appears more than once in the top-level object; each key may \
+             appear only once"
+        );
+        let nested = r#"{"entries":[{"field":"c","type":"nested","entries":[
+            {"field":"n","operator":"included","type":"match","value":"a","value":"b"}]}]}"#;
+        assert_eq!(
+            err(nested),
+            "exception item 1: key `value` appears more than once in the object at \
+             `/entries/0/entries/0`; each key may appear only once"
+        );
     }
 }

@@ -316,4 +316,34 @@ mod tests {
             Err(RuleError::Toml(_))
         ));
     }
+
+    /// A rule file must say one thing: a key, a table or an array element defined twice is a
+    /// TOML error (the `toml` crate follows the specification here), reported with its place.
+    #[test]
+    fn repeated_keys_and_tables_are_refused() {
+        let err = |text: &str| match Rule::from_toml(text) {
+            Err(RuleError::Toml(m)) => m,
+            other => panic!("expected a TOML error, got {other:?}"),
+        };
+        // The same key twice in [rule]: the second `type` would otherwise change the verdict.
+        let twice = SEED_RULE_TOML.replace("type = \"query\"", "type = \"query\"\ntype = \"eql\"");
+        let m = err(&twice);
+        assert!(m.contains("duplicate key"), "{m}");
+        assert!(m.contains("type"), "{m}");
+        assert!(m.contains("line "), "{m}");
+        // The same table twice.
+        let m = err(&format!(
+            "{SEED_RULE_TOML}\n[metadata]\nintegration = [\"other\"]\n"
+        ));
+        assert!(
+            m.contains("duplicate key") || m.contains("duplicate"),
+            "{m}"
+        );
+        assert!(m.contains("metadata"), "{m}");
+        // A key both dotted and as a table.
+        let m = err("[rule]\nrule_id = \"a\"\nrule_id = \"b\"\nname = \"n\"\ntype = \"query\"\n");
+        assert!(m.contains("rule_id"), "{m}");
+        let m = err("rule.name = \"a\"\n[rule]\nname = \"b\"\n");
+        assert!(m.contains("duplicate") || m.contains("rule"), "{m}");
+    }
 }

@@ -111,12 +111,23 @@ pub enum SetupError {
     /// The component file could not be found.
     #[error("{0}")]
     Locate(String),
-    /// wasmtime could not load, link or start the component.
-    #[error("cannot run the component")]
-    Wasm(#[from] wasmtime::Error),
+    /// wasmtime could not load, link or start the component. (Its whole chain is in the
+    /// message, so it is not also given as the source.)
+    #[error("cannot run the component: {0:#}")]
+    Wasm(wasmtime::Error),
     /// The component refused the rule.
     #[error("the component refused the rule: {0}")]
     Rule(String),
+    /// Building the detector ran into a limit or trapped (the one-line reason, as for a
+    /// document: memory cap, deadline or trap).
+    #[error("the component could not build the detector: {0}")]
+    Build(String),
+}
+
+impl From<wasmtime::Error> for SetupError {
+    fn from(e: wasmtime::Error) -> Self {
+        SetupError::Wasm(e)
+    }
 }
 
 /// Advances an engine's epoch every [`EPOCH_TICK`] until dropped.
@@ -348,7 +359,7 @@ fn instantiate(
     store.set_epoch_deadline(limits.deadline_ticks());
     let bindings = Filter::instantiate(&mut store, &runtime.component, &runtime.linker)?;
     let guest = bindings.vmext_detect_detector().detector();
-    let detector = match rule {
+    let built = match rule {
         _ if *options != DetectorOptions::default() => {
             let source = match rule {
                 RuleSource::Seed => api::RuleSource::Seed,
@@ -359,18 +370,16 @@ fn instantiate(
                 ProfileName::Faithful => api::Profile::Faithful,
                 ProfileName::Hardened => api::Profile::Hardened,
             };
-            guest
-                .call_configure(&mut store, source, profile, options.exceptions.as_deref())?
-                .map_err(|e| SetupError::Rule(describe_error(&e)))?
+            guest.call_configure(&mut store, source, profile, options.exceptions.as_deref())
         }
-        RuleSource::Seed => guest.call_seed(&mut store)?,
-        RuleSource::Toml(text) => guest
-            .call_from_toml(&mut store, text)?
-            .map_err(|e| SetupError::Rule(describe_error(&e)))?,
-        RuleSource::Query(kql) => guest
-            .call_from_query(&mut store, kql)?
-            .map_err(|e| SetupError::Rule(describe_error(&e)))?,
+        RuleSource::Seed => guest.call_seed(&mut store).map(Ok),
+        RuleSource::Toml(text) => guest.call_from_toml(&mut store, text),
+        RuleSource::Query(kql) => guest.call_from_query(&mut store, kql),
     };
+    // A trap while building (a query too costly for the limits) is named like a document's.
+    let detector = built
+        .map_err(|trap| SetupError::Build(trap_reason(&trap, store.data(), &limits)))?
+        .map_err(|e| SetupError::Rule(describe_error(&e)))?;
     Ok(Live {
         store,
         bindings,

@@ -10,7 +10,8 @@
 //! * **Borrowed text.** Strings without escapes and every number borrow from the input; a
 //!   number keeps its exact source text, because Elasticsearch indexes a number sent to a
 //!   `keyword` field as that text.
-//! * **Duplicate keys are kept** in document order; callers decide what they mean.
+//! * **Duplicate keys are kept** in document order; callers decide what they mean, and
+//!   [`Value::repeated_key`] is the one way they find them (records, exception lists).
 //! * **Errors are values** with a byte offset ([`Error`]), never panics.
 //!
 //! ```
@@ -28,6 +29,6 @@ mod write;
 
 pub use parse::{Error, ErrorKind, Limits, parse, parse_with};
 pub use validate::validate;
-pub use value::{Number, Value};
+pub use value::{Number, RepeatedKey, Value};
 pub use visible::visible;
 pub use write::{write_escaped_str, write_value};

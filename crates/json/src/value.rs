@@ -104,6 +104,105 @@ impl<'a> Value<'a> {
     }
 }
 
+/// A key that one object of a document repeats, and where that object is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatedKey {
+    /// The repeated key.
+    pub key: String,
+    /// The object that repeats it, as a JSON Pointer (RFC 6901) from the document's root:
+    /// `""` for the root itself, `/entries/0` for the first element of its `entries`.
+    pub pointer: String,
+}
+
+impl Value<'_> {
+    /// The first key repeated within one object, anywhere in the document, with where that
+    /// object is. JSON leaves repeated keys undefined and readers disagree (Elasticsearch
+    /// refuses the document, JavaScript's `JSON.parse` keeps the last value, this crate's
+    /// [`Value::get`] the first), so every caller that must read a document unambiguously
+    /// refuses one that has any. Walks the tree without recursion; sorts each object's keys once.
+    pub fn repeated_key(&self) -> Option<RepeatedKey> {
+        let (object, key) = first_repeat(self)?;
+        Some(RepeatedKey {
+            key: key.to_owned(),
+            pointer: pointer_to(self, object),
+        })
+    }
+}
+
+/// The object repeating a key, and the key (the smallest repeated one, in byte order).
+fn first_repeat<'v>(doc: &'v Value<'_>) -> Option<(&'v Value<'v>, &'v str)> {
+    let mut stack = vec![doc];
+    let mut keys: Vec<&str> = Vec::new();
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items.iter()),
+            Value::Object(members) => {
+                keys.clear();
+                keys.extend(members.iter().map(|(k, _)| k.as_ref()));
+                keys.sort_unstable();
+                if let Some(pair) = keys.windows(2).find(|w| w.first() == w.get(1)) {
+                    return pair.first().map(|k| (v, *k));
+                }
+                stack.extend(members.iter().map(|(_, v)| v));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The JSON Pointer of `target`, a value inside `doc` (found by address, without recursion).
+fn pointer_to(doc: &Value<'_>, target: &Value<'_>) -> String {
+    enum Step<'v> {
+        Key(&'v str),
+        Index(usize),
+    }
+    // Each visited container's step from its parent: (parent's slot, step).
+    let mut steps: Vec<(Option<usize>, Step<'_>)> = Vec::new();
+    let mut stack: Vec<(&Value<'_>, Option<usize>)> = vec![(doc, None)];
+    let mut found = None;
+    while let Some((v, slot)) = stack.pop() {
+        if std::ptr::eq(v, target) {
+            found = Some(slot);
+            break;
+        }
+        match v {
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if is_container(item) {
+                        steps.push((slot, Step::Index(i)));
+                        stack.push((item, Some(steps.len() - 1)));
+                    }
+                }
+            }
+            Value::Object(members) => {
+                for (k, item) in members {
+                    if is_container(item) {
+                        steps.push((slot, Step::Key(k)));
+                        stack.push((item, Some(steps.len() - 1)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut path = Vec::new();
+    let mut at = found.flatten();
+    while let Some((parent, step)) = at.and_then(|i| steps.get(i)) {
+        path.push(step);
+        at = *parent;
+    }
+    let mut out = String::new();
+    for step in path.iter().rev() {
+        out.push('/');
+        match step {
+            Step::Key(k) => out.push_str(&k.replace('~', "~0").replace('/', "~1")),
+            Step::Index(i) => out.push_str(&i.to_string()),
+        }
+    }
+    out
+}
+
 impl Drop for Value<'_> {
     fn drop(&mut self) {
         // Move the children of any container onto a heap stack so that dropping a document
@@ -132,4 +231,32 @@ impl Drop for Value<'_> {
 
 fn is_container(v: &Value<'_>) -> bool {
     matches!(v, Value::Array(_) | Value::Object(_))
+}
+
+#[cfg(test)]
+mod tests {
+    fn repeat(text: &str) -> Option<(String, String)> {
+        crate::parse(text.as_bytes())
+            .unwrap()
+            .repeated_key()
+            .map(|r| (r.key, r.pointer))
+    }
+
+    #[test]
+    fn repeated_keys_are_found_with_their_object() {
+        let pair = |k: &str, p: &str| Some((k.to_owned(), p.to_owned()));
+        assert_eq!(repeat(r#"{"a":1,"b":2}"#), None);
+        assert_eq!(repeat(r#"[{"a":1},{"a":2}]"#), None);
+        assert_eq!(repeat(r#"{"a":1,"a":2}"#), pair("a", ""));
+        assert_eq!(
+            repeat(r#"{"entries":[{"x":1},{"operator":"included","operator":"excluded"}]}"#),
+            pair("operator", "/entries/1")
+        );
+        assert_eq!(
+            repeat(r#"[1,{"a/b":{"c~":[{"k":0,"k":1}]}}]"#),
+            pair("k", "/1/a~1b/c~0/0")
+        );
+        // Keys are compared after unescaping.
+        assert_eq!(repeat(r#"{"k":1,"\u006b":2}"#), pair("k", ""));
+    }
 }

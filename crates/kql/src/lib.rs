@@ -24,7 +24,7 @@ mod wildcard;
 
 pub use ast::Node;
 pub use explain::{Explanation, MAX_VALUE_CHARS, MAX_VALUES_SHOWN};
-pub use parser::{MAX_NESTING, SyntaxError, parse};
+pub use parser::{MAX_NESTING, MAX_QUERY_BYTES, SyntaxError, parse};
 pub use prefilter::{Presence, Requirement};
 pub use wildcard::glob_match;
 

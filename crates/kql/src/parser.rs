@@ -16,6 +16,12 @@ use crate::ast::{
 /// overflow.
 pub const MAX_NESTING: usize = 128;
 
+/// The longest query accepted, in bytes (1 MiB): a hundred thousand `or`-ed values fit, and
+/// every query up to it builds a detector within the component's memory cap and call deadline
+/// (checked by a test through wasmtime). A longer query is a [`SyntaxError`], in every engine
+/// alike, never a build that runs out of memory in one and succeeds in another.
+pub const MAX_QUERY_BYTES: usize = 1 << 20;
+
 /// A query that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
@@ -35,6 +41,15 @@ impl std::error::Error for SyntaxError {}
 
 /// Parses a kuery query into its tree.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
+    if source.len() > MAX_QUERY_BYTES {
+        return Err(SyntaxError {
+            offset: MAX_QUERY_BYTES,
+            message: format!(
+                "the query is {} bytes long; queries are limited to {MAX_QUERY_BYTES} bytes (1 MiB)",
+                source.len()
+            ),
+        });
+    }
     let mut p = Parser {
         src: source,
         pos: 0,
