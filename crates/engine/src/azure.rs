@@ -93,14 +93,6 @@ pub fn shape_of(record: &Value<'_>) -> Shape {
     }
 }
 
-/// The members of a `{"records":[…]}` envelope, if the document is one.
-pub fn envelope_records<'v, 'a>(doc: &'v Value<'a>) -> Option<&'v [Value<'a>]> {
-    match doc.as_object()? {
-        [(key, Value::Array(items))] if key == "records" => Some(items),
-        _ => None,
-    }
-}
-
 /// The members of a `{"records":[…]}` envelope, mutably.
 pub fn envelope_records_mut<'v, 'a>(doc: &'v mut Value<'a>) -> Option<&'v mut Vec<Value<'a>>> {
     match doc {

@@ -19,6 +19,8 @@
 //! assert_eq!(b.as_array().unwrap()[1].as_str(), Some("x/y"));
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod lex;
 mod parse;
 mod validate;

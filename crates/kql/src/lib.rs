@@ -15,6 +15,8 @@
 //! assert!(query.matches(&doc));
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod ast;
 pub mod eval;
 mod explain;
