@@ -139,22 +139,10 @@ pub fn ecs_presence(field: &str) -> Presence {
 // ---------------------------------------------------------------------------------------------
 // Building documents
 
-/// A value that borrows all its text from `v`.
+/// A value that borrows all its text from `v` (a copy of its structure, made without
+/// recursion; the view is built only for records past the prefilter).
 pub(crate) fn borrowed<'v>(v: &'v Value<'_>) -> Value<'v> {
-    match v {
-        Value::Null => Value::Null,
-        Value::Bool(b) => Value::Bool(*b),
-        Value::Number(n) => Value::Number(n.reborrow()),
-        Value::String(s) => Value::String(Cow::Borrowed(s.as_ref())),
-        // Containers copy their structure; the view is built only for records past the prefilter.
-        Value::Array(items) => Value::Array(items.iter().map(borrowed).collect()),
-        Value::Object(members) => Value::Object(
-            members
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_ref()), borrowed(v)))
-                .collect(),
-        ),
-    }
+    v.borrowed()
 }
 
 /// Sets `path` (dotted) in an object, creating intermediate objects. An existing leaf at the
@@ -480,22 +468,10 @@ fn properties<'v>(
     set_path(activity, "properties", Value::Object(kept));
 }
 
-/// A copy that owns its text: for values decoded from a string inside the record, which live
-/// only as long as this function's decoding.
+/// A copy that owns its text, made without recursion: for values decoded from a string inside
+/// the record, which live only as long as this function's decoding.
 pub(crate) fn owned(v: &Value<'_>) -> Value<'static> {
-    match v {
-        Value::Null => Value::Null,
-        Value::Bool(b) => Value::Bool(*b),
-        Value::Number(n) => Value::Number(n.to_owned_number()),
-        Value::String(s) => Value::string(s.as_ref()),
-        Value::Array(items) => Value::Array(items.iter().map(owned).collect()),
-        Value::Object(members) => Value::Object(
-            members
-                .iter()
-                .map(|(k, v)| (Cow::Owned(k.to_string()), owned(v)))
-                .collect(),
-        ),
-    }
+    v.to_static()
 }
 
 /// The parts Elastic's pipeline reads out of a resource id, as (ECS field, text) pairs.
@@ -675,6 +651,55 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A raw record that alerts, with `depth` levels of nesting under `identity`, under
+    /// `properties` and under a key the mapping does not name.
+    fn deep_raw_record(depth: usize) -> String {
+        let deep = |inner: &str| {
+            format!(
+                "{}{inner}{}",
+                "{\"a\":[".repeat(depth / 2),
+                "]}".repeat(depth / 2)
+            )
+        };
+        format!(
+            r#"{{"operationName":"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE","category":"Administrative","resultType":"Success","resourceId":"/SUBSCRIPTIONS/8a4de8b5-095c-47d0-a96f-a75130c61d53/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMPUTE/VIRTUALMACHINES/VM/EXTENSIONS/CUSTOMSCRIPTEXTENSION","identity":{{"authorization":{{"evidence":{{"principalType":"User","deep":{}}}}}}},"properties":{{"deep":{}}},"other":{}}}"#,
+            deep("1"),
+            deep("\"x\""),
+            deep("null")
+        )
+    }
+
+    #[test]
+    fn deep_raw_records_are_viewed_without_recursion() {
+        // 100 000 levels: far beyond any thread's stack if the view recursed.
+        let text = deep_raw_record(100_000);
+        let limits = vmext_json::Limits { max_depth: 100_010 };
+        let raw = vmext_json::parse_with(text.as_bytes(), limits).unwrap();
+        assert_eq!(shape_of(&raw), Shape::AzureRaw);
+        let view = ecs_view(&raw);
+        let mut out = String::new();
+        vmext_json::write_value(&mut out, &view);
+        assert!(out.len() > 3 * 100_000, "{}", out.len());
+        // Within the parser's limit, the whole detector runs on a small stack.
+        let text = deep_raw_record(500);
+        let verdicts = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let detector = crate::Detector::seed();
+                match detector.evaluate(text.as_bytes()) {
+                    Ok(crate::Outcome::Evaluated(records)) => records
+                        .iter()
+                        .map(|r| r.verdict_name().to_owned())
+                        .collect::<Vec<_>>(),
+                    other => vec![format!("{other:?}")],
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(verdicts, ["alert"]);
     }
 
     #[test]

@@ -388,5 +388,14 @@ mod tests {
         assert!(parse_with(deeper.as_bytes(), limits).is_ok());
         let objects = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
         assert!(parse_with(objects.as_bytes(), limits).is_ok());
+        // Copying (clone, borrowed, owned) and writing 100 000 levels must not either.
+        for text in [deeper, objects] {
+            let value = parse_with(text.as_bytes(), limits).unwrap();
+            for copy in [value.clone(), value.borrowed(), value.to_static()] {
+                let mut out = String::new();
+                crate::write_value(&mut out, &copy);
+                assert_eq!(out, text);
+            }
+        }
     }
 }

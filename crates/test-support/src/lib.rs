@@ -386,6 +386,25 @@ fn replace_value(record: &str, key: &str, value: &str) -> String {
     format!("{}{}{}", &record[..at], value, &record[end..])
 }
 
+/// A raw Azure record that alerts, `depth` levels deep (about) under `identity`, under
+/// `properties` and under a key the activity-log mapping does not name: the engine's raw view
+/// copies all three.
+fn deep_raw_record(depth: usize) -> String {
+    let deep = |inner: &str| {
+        format!(
+            "{}{inner}{}",
+            "{\"a\":[".repeat(depth / 2),
+            "]}".repeat(depth / 2)
+        )
+    };
+    format!(
+        r#"{{"operationName":"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE","category":"Administrative","resultType":"Success","resourceId":"/SUBSCRIPTIONS/00000000-0000-4000-8000-000000000000/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMPUTE/VIRTUALMACHINES/VM/EXTENSIONS/CUSTOMSCRIPTEXTENSION","identity":{{"authorization":{{"evidence":{{"principalType":"User","deep":{}}}}}}},"properties":{{"deep":{}}},"other":{}}}"#,
+        deep("1"),
+        deep("\"x\""),
+        deep("null")
+    )
+}
+
 /// The hostile inputs every artefact is tested with, by name: broken, huge, deep and
 /// mistyped documents (see `host-test/tests/hostile.rs` and the real Fluent Bit tests).
 ///
@@ -405,6 +424,7 @@ pub fn hostile_cases() -> Vec<(String, Vec<u8>)> {
         ("10 MB record that alerts".into(), with_field(&ecs, &format!("\"pad\":\"{}\"", "x".repeat(10 << 20))).into_bytes()),
         ("nesting 100 000 deep".into(), format!("{{\"x\":\"{NEEDLES}\",\"d\":{}", "[".repeat(100_000)).into_bytes()),
         ("nesting 500 deep, valid".into(), format!("{{\"x\":\"{NEEDLES}\",\"d\":{}1{}}}", "[".repeat(500), "]".repeat(500)).into_bytes()),
+        ("raw Azure record nesting 500 deep, valid".into(), deep_raw_record(500).into_bytes()),
         ("100 000 keys".into(), {
             let keys: Vec<String> = (0..100_000).map(|i| format!("\"k{i}\":{i}")).collect();
             with_field(&ecs, &keys.join(",")).into_bytes()
