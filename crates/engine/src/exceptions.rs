@@ -23,8 +23,6 @@
 //! pipeline filter does not have: they are a load error, never an item that silently matches
 //! nothing (which would let alerts through) or everything (which would hide them).
 
-use std::fmt;
-
 use vmext_json::Value;
 use vmext_kql::ast::{Literal, LiteralKind};
 use vmext_kql::eval;
@@ -85,24 +83,14 @@ pub enum Test {
 }
 
 /// Why an exceptions file could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", item.map(|n| format!("exception item {n}: ")).unwrap_or_default())]
 pub struct ExceptionsError {
     /// Which item (from 1, in file order) or line the problem is in, if it is in one.
     pub item: Option<usize>,
     /// What is wrong.
     pub message: String,
 }
-
-impl fmt::Display for ExceptionsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.item {
-            Some(n) => write!(f, "exception item {n}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for ExceptionsError {}
 
 /// The item that suppressed an alert.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,6 @@
 //! An iterative JSON parser: RFC 8259 grammar, explicit stack, byte-offset errors.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use crate::lex::Cursor;
 use crate::value::{Number, Value};
@@ -51,7 +50,8 @@ pub enum ErrorKind {
 }
 
 /// A parse error: what went wrong and at which byte of the input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} at byte {offset}", self.message())]
 pub struct Error {
     /// Byte offset into the input where the problem was found.
     pub offset: usize,
@@ -78,14 +78,6 @@ impl Error {
         }
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at byte {}", self.message(), self.offset)
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// Parses one JSON document with the default [`Limits`].
 pub fn parse(input: &[u8]) -> Result<Value<'_>, Error> {
