@@ -256,54 +256,10 @@ fn phrase_matches(value: &str, text: &str, ip: bool) -> bool {
 }
 
 /// Elasticsearch's `wildcard` query on a keyword: anchored; `*` any run, `?` one character,
-/// `\` takes the next character literally. Greedy with one backtrack point, so linear in
-/// practice and never exponential.
+/// `\` takes the next character literally ([`vmext_kql::Wildcard`], the matcher KQL's
+/// wildcards use too: linear in practice, never exponential).
 pub fn wildcard_matches(pattern: &str, text: &str) -> bool {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Tok {
-        Char(char),
-        One,
-        Any,
-    }
-    let mut toks = Vec::with_capacity(pattern.len());
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        toks.push(match c {
-            '*' => Tok::Any,
-            '?' => Tok::One,
-            '\\' => Tok::Char(chars.next().unwrap_or('\\')),
-            c => Tok::Char(c),
-        });
-    }
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0usize, 0usize);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match (toks.get(p), text.get(t)) {
-            (Some(Tok::Any), _) => {
-                backtrack = Some((p, t));
-                p += 1;
-            }
-            (Some(Tok::One), _) => {
-                p += 1;
-                t += 1;
-            }
-            (Some(Tok::Char(c)), Some(x)) if c == x => {
-                p += 1;
-                t += 1;
-            }
-            _ => match backtrack {
-                Some((bp, bt)) => {
-                    p = bp + 1;
-                    t = bt + 1;
-                    backtrack = Some((bp, bt + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    toks.get(p..)
-        .is_some_and(|rest| rest.iter().all(|tok| *tok == Tok::Any))
+    vmext_kql::Wildcard::new(pattern).matches(text)
 }
 
 fn string_member(value: &Value<'_>, key: &str) -> Result<Option<String>, String> {

@@ -28,7 +28,7 @@ pub use ast::Node;
 pub use explain::{Explanation, MAX_VALUE_CHARS, MAX_VALUES_SHOWN};
 pub use parser::{MAX_NESTING, SyntaxError, parse};
 pub use prefilter::{Presence, Requirement};
-pub use wildcard::glob_match;
+pub use wildcard::{Wildcard, glob_match};
 
 use vmext_json::Value;
 
