@@ -27,6 +27,7 @@ mod validate;
 mod value;
 mod write;
 
+pub use lex::{EscapeError, decode_escape};
 pub use parse::{Error, ErrorKind, Limits, parse, parse_with};
 pub use validate::validate;
 pub use value::{Number, Value};

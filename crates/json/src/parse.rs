@@ -278,26 +278,7 @@ impl<'a> Parser<'a> {
                 _ => {
                     // A backslash.
                     self.at.pos += 1;
-                    let c = match self.at.peek() {
-                        Some(b'"') => '"',
-                        Some(b'\\') => '\\',
-                        Some(b'/') => '/',
-                        Some(b'b') => '\u{8}',
-                        Some(b'f') => '\u{c}',
-                        Some(b'n') => '\n',
-                        Some(b'r') => '\r',
-                        Some(b't') => '\t',
-                        Some(b'u') => {
-                            self.at.pos += 1;
-                            let c = self.at.unicode_escape()?;
-                            out.push(c);
-                            continue;
-                        }
-                        None => return self.at.err(ErrorKind::UnexpectedEnd),
-                        Some(_) => return self.at.err(ErrorKind::InvalidEscape),
-                    };
-                    self.at.pos += 1;
-                    out.push(c);
+                    out.push(self.at.escape()?);
                 }
             }
         }
