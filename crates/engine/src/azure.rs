@@ -14,12 +14,21 @@
 //!   `properties.result` when it is `success`, `failure` or `unknown`; otherwise absent;
 //! * `time` → `@timestamp` (UTC, milliseconds, see [`crate::timestamp`]);
 //! * GeoIP fields are not produced: a filter has no GeoIP database.
+//!
+//! Which key goes where is declared once, in the [`mapping`] table; [`ecs_view`] applies it,
+//! [`raw_presence`] reads the prefilter's facts from it, and the VRL generator writes it in VRL.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 
 use vmext_json::{Number, Value};
 use vmext_kql::Presence;
+
+pub mod mapping;
+
+use mapping::{
+    ACTIVITY_PREFIX, CLAIMS_PREFIX, EVIDENCE_RENAMES, FULLNAME_CLAIM, Transform, USER_CLAIMS, Write,
+};
 
 /// The shape a record arrived in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,14 +102,6 @@ pub fn shape_of(record: &Value<'_>) -> Shape {
     }
 }
 
-/// The members of a `{"records":[…]}` envelope, if the document is one.
-pub fn envelope_records<'v, 'a>(doc: &'v Value<'a>) -> Option<&'v [Value<'a>]> {
-    match doc.as_object()? {
-        [(key, Value::Array(items))] if key == "records" => Some(items),
-        _ => None,
-    }
-}
-
 /// The members of a `{"records":[…]}` envelope, mutably.
 pub fn envelope_records_mut<'v, 'a>(doc: &'v mut Value<'a>) -> Option<&'v mut Vec<Value<'a>>> {
     match doc {
@@ -119,53 +120,10 @@ pub fn is_activity_log_category(raw: &Value<'_>) -> bool {
         .is_some_and(|c| ACTIVITY_LOG_CATEGORIES.contains(&c))
 }
 
-/// How a field of the ECS view relates to a raw record's text, for the literal prefilter.
+/// How a field of the ECS view relates to a raw record's text, for the literal prefilter: as
+/// the [`mapping`] table declares it.
 pub fn raw_presence(field: &str) -> Presence {
-    const OPAQUE: [&str; 11] = [
-        "@timestamp",
-        "event.outcome",
-        "event.duration",
-        "event.kind",
-        "event.type",
-        "source.ip",
-        "client.ip",
-        "related.ip",
-        "cloud.provider",
-        "data_stream.dataset",
-        "azure.activitylogs.event_category",
-    ];
-    const VERBATIM: [&str; 13] = [
-        "azure.resource.id",
-        "azure.subscription_id",
-        "azure.resource.group",
-        "azure.resource.provider",
-        "azure.resource.name",
-        "azure.resource.namespace",
-        "azure.resource.authorization_rule",
-        "azure.correlation_id",
-        "source.address",
-        "log.level",
-        "geo.name",
-        "event.action",
-        "message",
-    ];
-    let under = |prefix: &str| {
-        field == prefix
-            || field
-                .strip_prefix(prefix)
-                .is_some_and(|r| r.starts_with('.'))
-    };
-    if OPAQUE.contains(&field)
-        || under("azure.activitylogs.properties.requestBody")
-        || under("azure.activitylogs.properties.responseBody")
-        || field == "azure.activitylogs.identity.claims_initiated_by_user.schema"
-    {
-        Presence::Opaque
-    } else if VERBATIM.contains(&field) || under("azure.activitylogs") {
-        Presence::Verbatim
-    } else {
-        Presence::Absent
-    }
+    mapping::presence_of(field)
 }
 
 /// How a field relates to an ECS document's text: as written, except the dataset, which is
@@ -181,22 +139,10 @@ pub fn ecs_presence(field: &str) -> Presence {
 // ---------------------------------------------------------------------------------------------
 // Building documents
 
-/// A value that borrows all its text from `v`.
+/// A value that borrows all its text from `v` (a copy of its structure, made without
+/// recursion; the view is built only for records past the prefilter).
 pub(crate) fn borrowed<'v>(v: &'v Value<'_>) -> Value<'v> {
-    match v {
-        Value::Null => Value::Null,
-        Value::Bool(b) => Value::Bool(*b),
-        Value::Number(n) => Value::Number(n.reborrow()),
-        Value::String(s) => Value::String(Cow::Borrowed(s.as_ref())),
-        // Containers copy their structure; the view is built only for records past the prefilter.
-        Value::Array(items) => Value::Array(items.iter().map(borrowed).collect()),
-        Value::Object(members) => Value::Object(
-            members
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_ref()), borrowed(v)))
-                .collect(),
-        ),
-    }
+    v.borrowed()
 }
 
 /// Sets `path` (dotted) in an object, creating intermediate objects. An existing leaf at the
@@ -232,7 +178,8 @@ pub(crate) fn set_path<'a>(
     }
 }
 
-/// The ECS document Elastic's azure pipeline would store for a raw record.
+/// The ECS document Elastic's azure pipeline would store for a raw record: the [`mapping`]
+/// table applied key by key, then its record-level writes.
 pub fn ecs_view<'v>(raw: &'v Value<'_>) -> Value<'v> {
     let mut doc: Vec<(Cow<'v, str>, Value<'v>)> = Vec::new();
     let Some(members) = raw.as_object() else {
@@ -241,98 +188,120 @@ pub fn ecs_view<'v>(raw: &'v Value<'_>) -> Value<'v> {
     let mut activity: Vec<(Cow<'v, str>, Value<'v>)> = Vec::new();
     for (key, value) in members {
         let key = key.as_ref();
-        match key {
-            "time" => {
-                if let Some(ts) = value.as_str().and_then(crate::timestamp::normalise) {
-                    set_path(&mut doc, "@timestamp", Value::string(ts));
-                }
-            }
-            "resourceId" => {
-                set_path(&mut doc, "azure.resource.id", borrowed(value));
-                if let Some(id) = value.as_str() {
-                    for (field, part) in resource_id_parts(id) {
-                        set_path(&mut doc, field, Value::String(Cow::Borrowed(part)));
-                    }
-                }
-            }
-            "callerIpAddress" => match value.as_str().map(|s| (s, s.parse::<IpAddr>())) {
-                Some((_, Ok(ip))) => {
-                    let ip = Value::string(ip.to_string());
-                    set_path(&mut doc, "source.ip", ip.clone());
-                    set_path(&mut doc, "client.ip", ip.clone());
-                    set_path(&mut doc, "related.ip", Value::Array(vec![ip]));
-                }
-                _ => set_path(&mut doc, "source.address", borrowed(value)),
-            },
-            "level" => set_path(&mut doc, "log.level", borrowed(value)),
-            "location" => set_path(&mut doc, "geo.name", borrowed(value)),
-            "durationMs" => {
-                let ms = match value {
-                    Value::Number(n) => n.as_str().parse::<i128>().ok(),
-                    Value::String(s) => s.trim().parse::<i128>().ok(),
-                    _ => None,
-                };
-                if let Some(ns) = ms.and_then(|ms| ms.checked_mul(1_000_000)) {
-                    set_path(
-                        &mut doc,
-                        "event.duration",
-                        Value::Number(Number::from_i128(ns)),
-                    );
-                }
-            }
-            "correlationId" => set_path(&mut doc, "azure.correlation_id", borrowed(value)),
-            "operationName" => {
-                set_path(&mut activity, "operation_name", borrowed(value));
-                set_path(&mut doc, "event.action", borrowed(value));
-            }
-            "resultType" => set_path(&mut activity, "result_type", borrowed(value)),
-            "resultSignature" => set_path(&mut activity, "result_signature", borrowed(value)),
-            "tenantId" => set_path(&mut activity, "tenant_id", borrowed(value)),
-            "operationVersion" => set_path(&mut activity, "operation_version", borrowed(value)),
-            "identity" => match value {
-                Value::String(_) => set_path(&mut activity, "identity_name", borrowed(value)),
-                _ => identity(value, &mut activity),
-            },
-            "properties" => properties(value, &mut activity, &mut doc),
-            "category" => {
-                set_path(&mut activity, "category", borrowed(value));
-                if let Some(kind) = value.as_str().and_then(event_type_of_category) {
-                    set_path(
-                        &mut doc,
-                        "event.type",
-                        Value::Array(vec![Value::string(kind)]),
-                    );
-                }
-            }
-            other => set_path(&mut activity, other, borrowed(value)),
+        let Some(entry) = mapping::raw_key(key) else {
+            // `mapping::OTHER_KEYS`: under the activity-log object, split at the key's dots.
+            set_path(&mut activity, key, borrowed(value));
+            continue;
+        };
+        for write in entry.writes.iter().filter(|w| w.guard.admits(value)) {
+            apply(write, value, raw, &mut doc, &mut activity);
         }
     }
-    if let Some(outcome) = outcome(raw) {
-        set_path(&mut doc, "event.outcome", Value::string(outcome));
+    // The activity-log object joins the document after the last record-level write into it.
+    let attach_at = mapping::RECORD_WRITES
+        .iter()
+        .rposition(|w| w.fields.iter().all(|f| f.activity_path().is_some()))
+        .map_or(0, |i| i + 1);
+    let (into_activity, after) = mapping::RECORD_WRITES
+        .split_at_checked(attach_at)
+        .unwrap_or((&mapping::RECORD_WRITES, &[]));
+    for write in into_activity {
+        apply(write, raw, raw, &mut doc, &mut activity);
     }
-    if activity.iter().all(|(k, _)| k != "event_category") {
-        let category = match raw.get("properties").and_then(|p| p.get("policies")) {
-            Some(_) => "Policy",
-            None => "Administrative",
-        };
-        set_path(
-            &mut activity,
-            "event_category",
-            Value::String(Cow::Borrowed(category)),
-        );
+    set_path(&mut doc, ACTIVITY_PREFIX, Value::Object(activity));
+    for write in after {
+        apply(write, raw, raw, &mut doc, &mut Vec::new());
     }
-    set_path(&mut doc, "azure.activitylogs", Value::Object(activity));
-    set_path(
-        &mut doc,
-        "event.kind",
-        Value::String(Cow::Borrowed("event")),
-    );
-    set_path(
-        &mut doc,
-        "cloud.provider",
-        Value::String(Cow::Borrowed("azure")),
-    );
     Value::Object(doc)
+}
+
+/// Applies one write of the [`mapping`] table: `value` is the raw key's value (the record for
+/// record-level writes); fields under [`ACTIVITY_PREFIX`] go to `activity`, others to `doc`.
+fn apply<'v>(
+    write: &Write,
+    value: &'v Value<'_>,
+    raw: &'v Value<'_>,
+    doc: &mut Vec<(Cow<'v, str>, Value<'v>)>,
+    activity: &mut Vec<(Cow<'v, str>, Value<'v>)>,
+) {
+    match write.transform {
+        Transform::Copy => {
+            for field in write.fields {
+                match field.activity_path() {
+                    Some(path) => set_path(activity, path, borrowed(value)),
+                    None => set_path(doc, field.path, borrowed(value)),
+                }
+            }
+        }
+        Transform::Timestamp => {
+            if let Some(ts) = value.as_str().and_then(crate::timestamp::normalise) {
+                set_path(doc, "@timestamp", Value::string(ts));
+            }
+        }
+        Transform::ResourceId => {
+            set_path(doc, "azure.resource.id", borrowed(value));
+            if let Some(id) = value.as_str() {
+                for (field, part) in resource_id_parts(id) {
+                    set_path(doc, field, Value::String(Cow::Borrowed(part)));
+                }
+            }
+        }
+        Transform::CallerIp => match value.as_str().map(|s| (s, s.parse::<IpAddr>())) {
+            Some((_, Ok(ip))) => {
+                let ip = Value::string(ip.to_string());
+                set_path(doc, "source.ip", ip.clone());
+                set_path(doc, "client.ip", ip.clone());
+                set_path(doc, "related.ip", Value::Array(vec![ip]));
+            }
+            _ => set_path(doc, "source.address", borrowed(value)),
+        },
+        Transform::DurationNanos => {
+            let ms = match value {
+                Value::Number(n) => n.as_str().parse::<i128>().ok(),
+                Value::String(s) => s.trim().parse::<i128>().ok(),
+                _ => None,
+            };
+            if let Some(ns) = ms.and_then(|ms| ms.checked_mul(1_000_000)) {
+                set_path(doc, "event.duration", Value::Number(Number::from_i128(ns)));
+            }
+        }
+        Transform::EventType => {
+            if let Some(kind) = value.as_str().and_then(event_type_of_category) {
+                set_path(doc, "event.type", Value::Array(vec![Value::string(kind)]));
+            }
+        }
+        Transform::Identity => identity(value, activity),
+        Transform::Properties => properties(value, activity, doc),
+        // Written by `ecs_view` itself, which knows the key.
+        Transform::Activity => {}
+        Transform::Outcome => {
+            if let Some(outcome) = outcome(raw) {
+                set_path(doc, "event.outcome", Value::string(outcome));
+            }
+        }
+        Transform::DefaultEventCategory => {
+            if activity.iter().all(|(k, _)| k != "event_category") {
+                let category = match raw.get("properties").and_then(|p| p.get("policies")) {
+                    Some(_) => "Policy",
+                    None => "Administrative",
+                };
+                set_path(
+                    activity,
+                    "event_category",
+                    Value::String(Cow::Borrowed(category)),
+                );
+            }
+        }
+        Transform::Fixed => {
+            for field in write.fields {
+                if let Some(fixed) = field.value {
+                    set_path(doc, field.path, Value::String(Cow::Borrowed(fixed)));
+                }
+            }
+        }
+        // Added by the detector, as a dotted top-level key, for routed categories only.
+        Transform::Dataset => {}
+    }
 }
 
 /// `event.outcome` from `resultType`, else from `properties.result`.
@@ -368,8 +337,6 @@ fn event_type_of_category(category: &str) -> Option<&'static str> {
     }
 }
 
-const CLAIMS_PREFIX: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/";
-
 fn identity<'v>(identity: &'v Value<'_>, activity: &mut Vec<(Cow<'v, str>, Value<'v>)>) {
     let Some(members) = identity.as_object() else {
         return;
@@ -388,14 +355,10 @@ fn identity<'v>(identity: &'v Value<'_>, activity: &mut Vec<(Cow<'v, str>, Value
                             continue;
                         };
                         for (ek, ev) in evidence {
-                            let name = match ek.as_ref() {
-                                "principalId" => "principal_id",
-                                "principalType" => "principal_type",
-                                "roleAssignmentScope" => "role_assignment_scope",
-                                "roleAssignmentId" => "role_assignment_id",
-                                "roleDefinitionId" => "role_definition_id",
-                                other => other,
-                            };
+                            let name = EVIDENCE_RENAMES
+                                .iter()
+                                .find(|(from, _)| from == ek)
+                                .map_or(ek.as_ref(), |(_, to)| to);
                             set_path(
                                 activity,
                                 &format!("identity.authorization.evidence.{name}"),
@@ -419,8 +382,9 @@ fn identity<'v>(identity: &'v Value<'_>, activity: &mut Vec<(Cow<'v, str>, Value
                 let mut kept: Vec<(Cow<'v, str>, Value<'v>)> = Vec::new();
                 let mut by_user = false;
                 for (ck, cv) in claims {
-                    if let Some(part @ ("name" | "givenname" | "surname")) =
-                        ck.strip_prefix(CLAIMS_PREFIX)
+                    if let Some(part) = ck
+                        .strip_prefix(CLAIMS_PREFIX)
+                        .filter(|p| USER_CLAIMS.contains(p))
                     {
                         by_user |= part == "name";
                         set_path(
@@ -429,7 +393,7 @@ fn identity<'v>(identity: &'v Value<'_>, activity: &mut Vec<(Cow<'v, str>, Value
                             borrowed(cv),
                         );
                     }
-                    if ck == "name" {
+                    if ck == FULLNAME_CLAIM {
                         // Renamed to `fullname`, not kept among the claims.
                         set_path(
                             activity,
@@ -504,22 +468,10 @@ fn properties<'v>(
     set_path(activity, "properties", Value::Object(kept));
 }
 
-/// A copy that owns its text: for values decoded from a string inside the record, which live
-/// only as long as this function's decoding.
+/// A copy that owns its text, made without recursion: for values decoded from a string inside
+/// the record, which live only as long as this function's decoding.
 pub(crate) fn owned(v: &Value<'_>) -> Value<'static> {
-    match v {
-        Value::Null => Value::Null,
-        Value::Bool(b) => Value::Bool(*b),
-        Value::Number(n) => Value::Number(n.to_owned_number()),
-        Value::String(s) => Value::string(s.as_ref()),
-        Value::Array(items) => Value::Array(items.iter().map(owned).collect()),
-        Value::Object(members) => Value::Object(
-            members
-                .iter()
-                .map(|(k, v)| (Cow::Owned(k.to_string()), owned(v)))
-                .collect(),
-        ),
-    }
+    v.to_static()
 }
 
 /// The parts Elastic's pipeline reads out of a resource id, as (ECS field, text) pairs.
@@ -657,6 +609,97 @@ mod tests {
             resource_id_parts("/TeNaNtS/t/PrOvIdErS/Microsoft.aadiam"),
             vec![("azure.resource.provider", "Microsoft.aadiam")]
         );
+    }
+
+    /// Dotted paths of the view's leaves (array elements at their array's path).
+    fn leaf_paths(v: &Value<'_>, path: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(members) => {
+                for (k, v) in members {
+                    let p = if path.is_empty() {
+                        k.to_string()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    leaf_paths(v, &p, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| leaf_paths(i, path, out)),
+            _ => out.push(path.to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_view_writes_only_fields_the_table_declares() {
+        let raw = vmext_json::parse(
+            br#"{"time":"2024-01-01T00:00:00Z","resourceId":"/SUBSCRIPTIONS/8a4de8b5-095c-47d0-a96f-a75130c61d53/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.EVENTHUB/NAMESPACES/N/AUTHORIZATIONRULES/R","operationName":"OP","category":"Write","resultType":"Failure","resultSignature":"s","tenantId":"t","operationVersion":"1","level":"Error","location":"west","correlationId":"c","durationMs":5,"callerIpAddress":"::1","identity":{"authorization":{"action":"a","evidence":{"principalId":"p","role":"r"}},"claims":{"name":"Full","a.b":"c","http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name":"u"},"x":1},"properties":{"statusMessage":"m","eventCategory":"Policy","requestBody":"{\"k\":1}","statusCode":"OK","serviceRequestId":"i","z":2},"other.key":{"deep":true}}"#,
+        )
+        .unwrap();
+        let raw2 = vmext_json::parse(
+            br#"{"callerIpAddress":"not-an-ip","identity":"someone","properties":"{\"result\":\"unknown\",\"policies\":1}","resourceId":"/tenants/t/providers/P"}"#,
+        )
+        .unwrap();
+        for record in [raw, raw2] {
+            let mut paths = Vec::new();
+            leaf_paths(&ecs_view(&record), "", &mut paths);
+            for path in paths {
+                assert!(
+                    mapping::all_writes()
+                        .flat_map(|w| w.fields.iter())
+                        .any(|f| f.covers(&path)),
+                    "{path} is written but not declared"
+                );
+            }
+        }
+    }
+
+    /// A raw record that alerts, with `depth` levels of nesting under `identity`, under
+    /// `properties` and under a key the mapping does not name.
+    fn deep_raw_record(depth: usize) -> String {
+        let deep = |inner: &str| {
+            format!(
+                "{}{inner}{}",
+                "{\"a\":[".repeat(depth / 2),
+                "]}".repeat(depth / 2)
+            )
+        };
+        format!(
+            r#"{{"operationName":"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE","category":"Administrative","resultType":"Success","resourceId":"/SUBSCRIPTIONS/8a4de8b5-095c-47d0-a96f-a75130c61d53/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMPUTE/VIRTUALMACHINES/VM/EXTENSIONS/CUSTOMSCRIPTEXTENSION","identity":{{"authorization":{{"evidence":{{"principalType":"User","deep":{}}}}}}},"properties":{{"deep":{}}},"other":{}}}"#,
+            deep("1"),
+            deep("\"x\""),
+            deep("null")
+        )
+    }
+
+    #[test]
+    fn deep_raw_records_are_viewed_without_recursion() {
+        // 100 000 levels: far beyond any thread's stack if the view recursed.
+        let text = deep_raw_record(100_000);
+        let limits = vmext_json::Limits { max_depth: 100_010 };
+        let raw = vmext_json::parse_with(text.as_bytes(), limits).unwrap();
+        assert_eq!(shape_of(&raw), Shape::AzureRaw);
+        let view = ecs_view(&raw);
+        let mut out = String::new();
+        vmext_json::write_value(&mut out, &view);
+        assert!(out.len() > 3 * 100_000, "{}", out.len());
+        // Within the parser's limit, the whole detector runs on a small stack.
+        let text = deep_raw_record(500);
+        let verdicts = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let detector = crate::Detector::seed();
+                match detector.evaluate(text.as_bytes()) {
+                    Ok(crate::Outcome::Evaluated(records)) => records
+                        .iter()
+                        .map(|r| r.verdict_name().to_owned())
+                        .collect::<Vec<_>>(),
+                    other => vec![format!("{other:?}")],
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(verdicts, ["alert"]);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! A rule ready to run on records: prefilter, shape handling, evaluation, alerts, explanations.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use vmext_json::Value;
 use vmext_kql::ast::{FieldMatch, Node};
@@ -20,30 +19,18 @@ use crate::rule::{Rule, RuleError};
 pub const FAMILY_FIELD: &str = "azure.resource.id";
 
 /// Why a document could not be evaluated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
     /// The text is not valid JSON.
-    InvalidJson(vmext_json::Error),
+    #[error("invalid JSON: {0}")]
+    InvalidJson(#[from] vmext_json::Error),
     /// The JSON is valid but not an object (a record must be one).
+    #[error("the record is not a JSON object")]
     NotAnObject,
     /// An object repeats a key; Elasticsearch rejects such documents.
+    #[error("duplicate key `{0}` (Elasticsearch rejects documents with duplicate keys)")]
     DuplicateKey(String),
 }
-
-impl fmt::Display for RecordError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecordError::InvalidJson(e) => write!(f, "invalid JSON: {e}"),
-            RecordError::NotAnObject => f.write_str("the record is not a JSON object"),
-            RecordError::DuplicateKey(k) => write!(
-                f,
-                "duplicate key `{k}` (Elasticsearch rejects documents with duplicate keys)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for RecordError {}
 
 /// The verdict on one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,27 +140,18 @@ pub enum RuleSource<'t> {
 }
 
 /// Why [`Detector::build`] failed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BuildError {
     /// The rule could not be loaded.
-    Rule(RuleError),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
     /// The profile could not be applied.
-    Profile(ProfileError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
     /// The exceptions could not be loaded.
-    Exceptions(crate::exceptions::ExceptionsError),
+    #[error("exceptions: {0}")]
+    Exceptions(#[from] crate::exceptions::ExceptionsError),
 }
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::Rule(e) => e.fmt(f),
-            BuildError::Profile(e) => e.fmt(f),
-            BuildError::Exceptions(e) => write!(f, "exceptions: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for BuildError {}
 
 /// A rule compiled for evaluation, in one profile, with its exceptions.
 #[derive(Debug, Clone)]

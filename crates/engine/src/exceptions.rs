@@ -23,8 +23,6 @@
 //! pipeline filter does not have: they are a load error, never an item that silently matches
 //! nothing (which would let alerts through) or everything (which would hide them).
 
-use std::fmt;
-
 use vmext_json::Value;
 use vmext_kql::ast::{Literal, LiteralKind};
 use vmext_kql::eval;
@@ -85,24 +83,14 @@ pub enum Test {
 }
 
 /// Why an exceptions file could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", item.map(|n| format!("exception item {n}: ")).unwrap_or_default())]
 pub struct ExceptionsError {
     /// Which item (from 1, in file order) or line the problem is in, if it is in one.
     pub item: Option<usize>,
     /// What is wrong.
     pub message: String,
 }
-
-impl fmt::Display for ExceptionsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.item {
-            Some(n) => write!(f, "exception item {n}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for ExceptionsError {}
 
 /// The item that suppressed an alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,54 +271,10 @@ fn phrase_matches(value: &str, text: &str, ip: bool) -> bool {
 }
 
 /// Elasticsearch's `wildcard` query on a keyword: anchored; `*` any run, `?` one character,
-/// `\` takes the next character literally. Greedy with one backtrack point, so linear in
-/// practice and never exponential.
+/// `\` takes the next character literally ([`vmext_kql::Wildcard`], the matcher KQL's
+/// wildcards use too: linear in practice, never exponential).
 pub fn wildcard_matches(pattern: &str, text: &str) -> bool {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Tok {
-        Char(char),
-        One,
-        Any,
-    }
-    let mut toks = Vec::with_capacity(pattern.len());
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        toks.push(match c {
-            '*' => Tok::Any,
-            '?' => Tok::One,
-            '\\' => Tok::Char(chars.next().unwrap_or('\\')),
-            c => Tok::Char(c),
-        });
-    }
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0usize, 0usize);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match (toks.get(p), text.get(t)) {
-            (Some(Tok::Any), _) => {
-                backtrack = Some((p, t));
-                p += 1;
-            }
-            (Some(Tok::One), _) => {
-                p += 1;
-                t += 1;
-            }
-            (Some(Tok::Char(c)), Some(x)) if c == x => {
-                p += 1;
-                t += 1;
-            }
-            _ => match backtrack {
-                Some((bp, bt)) => {
-                    p = bp + 1;
-                    t = bt + 1;
-                    backtrack = Some((bp, bt + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    toks.get(p..)
-        .is_some_and(|rest| rest.iter().all(|tok| *tok == Tok::Any))
+    vmext_kql::Wildcard::new(pattern).matches(text)
 }
 
 /// A repeated key makes an item ambiguous (Kibana's `JSON.parse` keeps the last value, a

@@ -14,6 +14,8 @@
 //! assert_eq!(detector.evaluate(br#"{"operationName":"X"}"#).unwrap(), Outcome::Rejected);
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod alert;
 pub mod azure;
 mod detector;

@@ -19,7 +19,6 @@
 //! Alerts and exceptions always see the record's own values, never the folded ones.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use serde::Deserialize;
 use vmext_json::Value;
@@ -93,15 +92,19 @@ pub struct Change {
 }
 
 /// Why a profile could not be loaded or applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
     /// The profile name is neither `faithful` nor `hardened`.
+    #[error("unknown profile `{0}`; expected `faithful` or `hardened`")]
     Unknown(String),
     /// The file is not valid TOML or lacks a key.
+    #[error("invalid profile file: {0}")]
     Toml(String),
     /// The profile's query does not parse.
-    QuerySyntax(SyntaxError),
+    #[error("the profile's query: {0}")]
+    QuerySyntax(#[from] SyntaxError),
     /// The profile belongs to another rule.
+    #[error("the hardened profile is defined for rule {profile_rule_id}, not for rule {rule_id}")]
     OtherRule {
         /// The rule the profile is for.
         profile_rule_id: String,
@@ -109,29 +112,6 @@ pub enum ProfileError {
         rule_id: String,
     },
 }
-
-impl fmt::Display for ProfileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProfileError::Unknown(name) => write!(
-                f,
-                "unknown profile `{name}`; expected `faithful` or `hardened`"
-            ),
-            ProfileError::Toml(m) => write!(f, "invalid profile file: {m}"),
-            ProfileError::QuerySyntax(e) => write!(f, "the profile's query: {e}"),
-            ProfileError::OtherRule {
-                profile_rule_id,
-                rule_id,
-            } => write!(
-                f,
-                "the hardened profile is defined for rule {profile_rule_id}, not for rule \
-                 {rule_id}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ProfileError {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

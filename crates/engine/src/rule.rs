@@ -3,8 +3,6 @@
 //! Only `type = "query"` rules in `language = "kuery"` are evaluated; anything else is a clear
 //! [`RuleError`], never a rule that silently matches nothing.
 
-use std::fmt;
-
 use serde::Deserialize;
 use vmext_kql::{Query, SyntaxError};
 
@@ -83,36 +81,21 @@ pub struct MitreRef {
 }
 
 /// Why a rule file could not be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
     /// The text is not valid TOML or lacks a required key.
+    #[error("invalid rule file: {0}")]
     Toml(String),
     /// `type` is not `query` (EQL, ES|QL, threshold, machine learning… are not evaluated).
+    #[error("unsupported rule type `{0}`: only `query` rules (KQL) can be evaluated")]
     UnsupportedType(String),
     /// `language` is not `kuery`.
+    #[error("unsupported query language `{0}`: only `kuery` (KQL) can be evaluated")]
     UnsupportedLanguage(String),
     /// The query does not parse.
-    QuerySyntax(SyntaxError),
+    #[error("query syntax error: {0}")]
+    QuerySyntax(#[from] SyntaxError),
 }
-
-impl fmt::Display for RuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RuleError::Toml(m) => write!(f, "invalid rule file: {m}"),
-            RuleError::UnsupportedType(t) => write!(
-                f,
-                "unsupported rule type `{t}`: only `query` rules (KQL) can be evaluated"
-            ),
-            RuleError::UnsupportedLanguage(l) => write!(
-                f,
-                "unsupported query language `{l}`: only `kuery` (KQL) can be evaluated"
-            ),
-            RuleError::QuerySyntax(e) => write!(f, "query syntax error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for RuleError {}
 
 #[derive(Deserialize)]
 struct File {

@@ -16,6 +16,7 @@
 
 use proptest::prelude::*;
 use vmext_engine::{Detector, Outcome, Verdict};
+use vmext_test_support::SplitMix64;
 
 /// A JSON tree for generation.
 #[derive(Debug, Clone)]
@@ -27,18 +28,15 @@ enum T {
     O(Vec<(String, T)>),
 }
 
-/// Writes `t` with random spellings driven by a small xorshift generator.
+/// Writes `t` with random spellings.
 struct Writer {
-    state: u64,
+    rng: SplitMix64,
     out: String,
 }
 
 impl Writer {
     fn next(&mut self) -> u64 {
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        self.state
+        self.rng.next_u64()
     }
 
     fn string(&mut self, s: &str) {
@@ -100,7 +98,7 @@ impl Writer {
 
 fn spelled(t: &T, seed: u64) -> String {
     let mut w = Writer {
-        state: seed | 1,
+        rng: SplitMix64(seed),
         out: String::new(),
     };
     w.write(t);

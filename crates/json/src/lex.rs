@@ -79,38 +79,114 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
-    fn hex4(&mut self) -> Result<u32, Error> {
-        let digits = self.bytes.get(self.pos..self.pos + 4);
-        match digits.filter(|d| d.iter().all(u8::is_ascii_hexdigit)) {
-            Some(d) => {
-                self.pos += 4;
-                Ok(d.iter().fold(0, |n, c| {
-                    n * 16 + char::from(*c).to_digit(16).unwrap_or_default()
-                }))
+    /// The character of a backslash escape, the cursor positioned after the backslash and
+    /// moved past the escape ([`decode_escape`]).
+    pub(crate) fn escape(&mut self) -> Result<char, Error> {
+        match decode_escape(self.bytes.get(self.pos..).unwrap_or_default()) {
+            Ok((c, len)) => {
+                self.pos += len;
+                Ok(c)
             }
-            None => self.err(ErrorKind::InvalidUnicodeEscape),
+            Err(e) => Err(Error {
+                offset: self.pos + e.offset,
+                kind: e.kind,
+            }),
         }
     }
+}
 
-    /// The character of a `\uXXXX` escape (positioned after the `u`), joining a surrogate pair.
-    pub(crate) fn unicode_escape(&mut self) -> Result<char, Error> {
-        let first = self.hex4()?;
-        let code = if (0xD800..0xDC00).contains(&first) {
-            if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
-                return self.err(ErrorKind::InvalidUnicodeEscape);
-            }
-            self.pos += 2;
-            let second = self.hex4()?;
-            if !(0xDC00..0xE000).contains(&second) {
-                return self.err(ErrorKind::InvalidUnicodeEscape);
-            }
-            0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
-        } else {
-            first
-        };
-        match char::from_u32(code) {
-            Some(c) => Ok(c),
-            None => self.err(ErrorKind::InvalidUnicodeEscape),
+/// A malformed backslash escape: what is wrong and where, counted from the byte after the
+/// backslash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscapeError {
+    /// Bytes after the backslash at which the problem was found.
+    pub offset: usize,
+    /// [`ErrorKind::InvalidEscape`], [`ErrorKind::InvalidUnicodeEscape`] or
+    /// [`ErrorKind::UnexpectedEnd`].
+    pub kind: ErrorKind,
+}
+
+/// Decodes the JSON escape whose text, after the backslash, starts `rest`: the character and
+/// how many bytes after the backslash the escape takes (`\uXXXX\uXXXX` surrogate pairs
+/// joined). The parser, the validator and the prefilter's canonical spelling all decode
+/// escapes with this.
+pub fn decode_escape(rest: &[u8]) -> Result<(char, usize), EscapeError> {
+    let fail = |offset, kind| Err(EscapeError { offset, kind });
+    let c = match rest.first() {
+        Some(b'"') => '"',
+        Some(b'\\') => '\\',
+        Some(b'/') => '/',
+        Some(b'b') => '\u{8}',
+        Some(b'f') => '\u{c}',
+        Some(b'n') => '\n',
+        Some(b'r') => '\r',
+        Some(b't') => '\t',
+        Some(b'u') => return unicode_escape(rest),
+        Some(_) => return fail(0, ErrorKind::InvalidEscape),
+        None => return fail(0, ErrorKind::UnexpectedEnd),
+    };
+    Ok((c, 1))
+}
+
+/// `uXXXX`, joining a surrogate pair.
+fn unicode_escape(rest: &[u8]) -> Result<(char, usize), EscapeError> {
+    let fail = |offset| {
+        Err(EscapeError {
+            offset,
+            kind: ErrorKind::InvalidUnicodeEscape,
+        })
+    };
+    let hex4 = |at: usize| {
+        let digits = rest.get(at..at + 4)?;
+        digits
+            .iter()
+            .try_fold(0u32, |n, c| char::from(*c).to_digit(16).map(|d| n * 16 + d))
+    };
+    let Some(first) = hex4(1) else {
+        return fail(1);
+    };
+    let (code, len) = if (0xD800..0xDC00).contains(&first) {
+        if rest.get(5..7) != Some(b"\\u") {
+            return fail(5);
         }
+        let Some(second) = hex4(7) else {
+            return fail(7);
+        };
+        if !(0xDC00..0xE000).contains(&second) {
+            return fail(11);
+        }
+        (0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00), 11)
+    } else {
+        (first, 5)
+    };
+    match char::from_u32(code) {
+        Some(c) => Ok((c, len)),
+        None => fail(len),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_decode_with_their_length_or_where_they_break() {
+        assert_eq!(decode_escape(b"n..."), Ok(('\n', 1)));
+        assert_eq!(decode_escape(b"u00e9"), Ok(('\u{e9}', 5)));
+        assert_eq!(decode_escape(br"ud83d\ude00!"), Ok(('\u{1F600}', 11)));
+        let err = |rest: &[u8]| decode_escape(rest).map_err(|e| (e.offset, e.kind));
+        assert_eq!(err(b"q"), Err((0, ErrorKind::InvalidEscape)));
+        assert_eq!(err(b""), Err((0, ErrorKind::UnexpectedEnd)));
+        assert_eq!(err(b"u12"), Err((1, ErrorKind::InvalidUnicodeEscape)));
+        assert_eq!(err(b"ud800x"), Err((5, ErrorKind::InvalidUnicodeEscape)));
+        assert_eq!(
+            err(br"ud800\uzzzz"),
+            Err((7, ErrorKind::InvalidUnicodeEscape))
+        );
+        assert_eq!(
+            err(br"ud800\u0041"),
+            Err((11, ErrorKind::InvalidUnicodeEscape))
+        );
+        assert_eq!(err(b"udc00"), Err((5, ErrorKind::InvalidUnicodeEscape)));
     }
 }

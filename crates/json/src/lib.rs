@@ -20,6 +20,8 @@
 //! assert_eq!(b.as_array().unwrap()[1].as_str(), Some("x/y"));
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod lex;
 mod parse;
 mod validate;
@@ -27,6 +29,7 @@ mod value;
 mod visible;
 mod write;
 
+pub use lex::{EscapeError, decode_escape};
 pub use parse::{Error, ErrorKind, Limits, parse, parse_with};
 pub use validate::validate;
 pub use value::{Number, RepeatedKey, Value};

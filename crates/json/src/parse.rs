@@ -1,7 +1,6 @@
 //! An iterative JSON parser: RFC 8259 grammar, explicit stack, byte-offset errors.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use crate::lex::Cursor;
 use crate::value::{Number, Value};
@@ -51,7 +50,8 @@ pub enum ErrorKind {
 }
 
 /// A parse error: what went wrong and at which byte of the input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} at byte {offset}", self.message())]
 pub struct Error {
     /// Byte offset into the input where the problem was found.
     pub offset: usize,
@@ -78,14 +78,6 @@ impl Error {
         }
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at byte {}", self.message(), self.offset)
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// Parses one JSON document with the default [`Limits`].
 pub fn parse(input: &[u8]) -> Result<Value<'_>, Error> {
@@ -286,26 +278,7 @@ impl<'a> Parser<'a> {
                 _ => {
                     // A backslash.
                     self.at.pos += 1;
-                    let c = match self.at.peek() {
-                        Some(b'"') => '"',
-                        Some(b'\\') => '\\',
-                        Some(b'/') => '/',
-                        Some(b'b') => '\u{8}',
-                        Some(b'f') => '\u{c}',
-                        Some(b'n') => '\n',
-                        Some(b'r') => '\r',
-                        Some(b't') => '\t',
-                        Some(b'u') => {
-                            self.at.pos += 1;
-                            let c = self.at.unicode_escape()?;
-                            out.push(c);
-                            continue;
-                        }
-                        None => return self.at.err(ErrorKind::UnexpectedEnd),
-                        Some(_) => return self.at.err(ErrorKind::InvalidEscape),
-                    };
-                    self.at.pos += 1;
-                    out.push(c);
+                    out.push(self.at.escape()?);
                 }
             }
         }
@@ -388,5 +361,14 @@ mod tests {
         assert!(parse_with(deeper.as_bytes(), limits).is_ok());
         let objects = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
         assert!(parse_with(objects.as_bytes(), limits).is_ok());
+        // Copying (clone, borrowed, owned) and writing 100 000 levels must not either.
+        for text in [deeper, objects] {
+            let value = parse_with(text.as_bytes(), limits).unwrap();
+            for copy in [value.clone(), value.borrowed(), value.to_static()] {
+                let mut out = String::new();
+                crate::write_value(&mut out, &copy);
+                assert_eq!(out, text);
+            }
+        }
     }
 }

@@ -152,17 +152,7 @@ impl Validator<'_> {
                 Some(0..=0x1f) => return self.at.err(ErrorKind::ControlCharacter),
                 Some(b'\\') => {
                     self.at.pos += 1;
-                    match self.at.peek() {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                            self.at.pos += 1
-                        }
-                        Some(b'u') => {
-                            self.at.pos += 1;
-                            self.at.unicode_escape()?;
-                        }
-                        None => return self.at.err(ErrorKind::UnexpectedEnd),
-                        Some(_) => return self.at.err(ErrorKind::InvalidEscape),
-                    }
+                    self.at.escape()?;
                 }
                 Some(_) => self.at.pos += 1,
             }

@@ -43,8 +43,9 @@ impl<'a> Number<'a> {
 
 /// One JSON value. Text borrows from the input where it can.
 ///
-/// Dropping a `Value` never recurses, whatever its depth.
-#[derive(Debug, Clone, PartialEq)]
+/// Dropping, cloning and copying a `Value` ([`Value::borrowed`], [`Value::to_static`]) never
+/// recurse, whatever its depth.
+#[derive(Debug, PartialEq)]
 pub enum Value<'a> {
     /// `null`.
     Null,
@@ -201,6 +202,125 @@ fn pointer_to(doc: &Value<'_>, target: &Value<'_>) -> String {
         }
     }
     out
+}
+
+impl Value<'_> {
+    /// A copy of the structure whose text (strings, keys, numbers) borrows from `self`.
+    pub fn borrowed(&self) -> Value<'_> {
+        copy_tree(
+            self,
+            |leaf| match leaf {
+                Value::Number(n) => Value::Number(n.reborrow()),
+                Value::String(s) => Value::String(Cow::Borrowed(s.as_ref())),
+                other => scalar(other),
+            },
+            |key| Cow::Borrowed(key.as_ref()),
+        )
+    }
+
+    /// A copy that owns all its text, so that it outlives the input it was parsed from.
+    pub fn to_static(&self) -> Value<'static> {
+        copy_tree(
+            self,
+            |leaf| match leaf {
+                Value::Number(n) => Value::Number(n.to_owned_number()),
+                Value::String(s) => Value::string(s.as_ref()),
+                other => scalar(other),
+            },
+            |key| Cow::Owned(key.to_string()),
+        )
+    }
+}
+
+impl Clone for Value<'_> {
+    fn clone(&self) -> Self {
+        copy_tree(
+            self,
+            |leaf| match leaf {
+                Value::Number(n) => Value::Number(n.clone()),
+                Value::String(s) => Value::String(s.clone()),
+                other => scalar(other),
+            },
+            Cow::clone,
+        )
+    }
+}
+
+/// `null` and booleans, which hold no text; anything else (never passed) as `null`.
+fn scalar(v: &Value<'_>) -> Value<'static> {
+    match v {
+        Value::Bool(b) => Value::Bool(*b),
+        _ => Value::Null,
+    }
+}
+
+/// Copies a value's structure with a heap stack instead of recursion, converting each scalar
+/// with `leaf` and each object key with `key`.
+fn copy_tree<'i, 'a, 'o>(
+    root: &'i Value<'a>,
+    leaf: impl Fn(&'i Value<'a>) -> Value<'o>,
+    key: impl Fn(&'i Cow<'a, str>) -> Cow<'o, str>,
+) -> Value<'o> {
+    /// A container being copied: what is left of the source and the copy so far.
+    enum Frame<'i, 'a, 'o> {
+        Array(std::slice::Iter<'i, Value<'a>>, Vec<Value<'o>>),
+        /// The last member holds the key of the child being copied.
+        Object(
+            std::slice::Iter<'i, (Cow<'a, str>, Value<'a>)>,
+            Vec<(Cow<'o, str>, Value<'o>)>,
+            Cow<'o, str>,
+        ),
+    }
+    let mut stack: Vec<Frame<'i, 'a, 'o>> = Vec::new();
+    let mut next = root;
+    loop {
+        // Start on `next`: a scalar is done at once, a container becomes a frame.
+        let mut done = match next {
+            Value::Array(items) => {
+                stack.push(Frame::Array(items.iter(), Vec::with_capacity(items.len())));
+                None
+            }
+            Value::Object(members) => {
+                stack.push(Frame::Object(
+                    members.iter(),
+                    Vec::with_capacity(members.len()),
+                    Cow::Borrowed(""),
+                ));
+                None
+            }
+            other => Some(leaf(other)),
+        };
+        // Hand finished values to their parents until some container has a child left.
+        loop {
+            let Some(frame) = stack.last_mut() else {
+                return done.unwrap_or(Value::Null);
+            };
+            let child = match frame {
+                Frame::Array(items, copy) => {
+                    copy.extend(done.take());
+                    items.next()
+                }
+                Frame::Object(members, copy, pending) => {
+                    if let Some(value) = done.take() {
+                        copy.push((std::mem::take(pending), value));
+                    }
+                    members.next().map(|(k, v)| {
+                        *pending = key(k);
+                        v
+                    })
+                }
+            };
+            if let Some(child) = child {
+                next = child;
+                break;
+            }
+            done = match stack.pop() {
+                Some(Frame::Array(_, copy)) => Some(Value::Array(copy)),
+                Some(Frame::Object(_, copy, _)) => Some(Value::Object(copy)),
+                None => None,
+            };
+        }
+    }
 }
 
 impl Drop for Value<'_> {

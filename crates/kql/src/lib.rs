@@ -15,6 +15,8 @@
 //! assert!(query.matches(&doc));
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod ast;
 pub mod eval;
 mod explain;
@@ -26,7 +28,7 @@ pub use ast::Node;
 pub use explain::{Explanation, MAX_VALUE_CHARS, MAX_VALUES_SHOWN};
 pub use parser::{MAX_NESTING, MAX_QUERY_BYTES, SyntaxError, parse};
 pub use prefilter::{Presence, Requirement};
-pub use wildcard::glob_match;
+pub use wildcard::{Wildcard, glob_match};
 
 use vmext_json::Value;
 

@@ -5,8 +5,6 @@
 //! Errors report the furthest position any rule reached and what could have come next there,
 //! which is how PEG parsers (Kibana's included) give messages that point at the real mistake.
 
-use std::fmt;
-
 use crate::ast::{
     Field, FieldMatch, Literal, LiteralKind, Nested, Node, Piece, RangeMatch, RangeOp, Span,
     ValueList, is_kql_space,
@@ -23,21 +21,14 @@ pub const MAX_NESTING: usize = 128;
 pub const MAX_QUERY_BYTES: usize = 1 << 20;
 
 /// A query that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} at {offset}")]
 pub struct SyntaxError {
     /// Byte offset of the problem in the query text.
     pub offset: usize,
     /// What is wrong, in words a person can act on.
     pub message: String,
 }
-
-impl fmt::Display for SyntaxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at {}", self.message, self.offset)
-    }
-}
-
-impl std::error::Error for SyntaxError {}
 
 /// Parses a kuery query into its tree.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {

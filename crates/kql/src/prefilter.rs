@@ -552,17 +552,12 @@ fn canonicalise(raw: &[u8]) -> Option<Vec<u8>> {
             i += 1;
             continue;
         }
-        let (decoded, used) = match raw.get(i + 1) {
-            Some(b'"') => (Some('"'), 2),
-            Some(b'\\') => (Some('\\'), 2),
-            Some(b'/') => (Some('/'), 2),
-            Some(b'b') => (Some('\u{8}'), 2),
-            Some(b'f') => (Some('\u{c}'), 2),
-            Some(b'n') => (Some('\n'), 2),
-            Some(b'r') => (Some('\r'), 2),
-            Some(b't') => (Some('\t'), 2),
-            Some(b'u') => decode_u_escape(raw, i),
-            _ => (None, 1),
+        let (decoded, used) = match vmext_json::decode_escape(raw.get(i + 1..).unwrap_or_default())
+        {
+            Ok((c, len)) => (Some(c), 1 + len),
+            // Kept as written: the backslash and what was read before the problem, of a
+            // broken surrogate pair only its first `uXXXX`; the rest is read again.
+            Err(e) => (None, 1 + e.offset.min(5)),
         };
         match decoded {
             Some(c) => push_canonical_char(&mut out, c),
@@ -571,32 +566,6 @@ fn canonicalise(raw: &[u8]) -> Option<Vec<u8>> {
         i += used;
     }
     Some(out)
-}
-
-/// Decodes `\uXXXX` (and a following low surrogate) at `i`; returns the char and bytes used.
-/// Malformed escapes are kept as written (`None`).
-fn decode_u_escape(raw: &[u8], i: usize) -> (Option<char>, usize) {
-    let hex = |at: usize| -> Option<u32> {
-        let digits = raw.get(at..at + 4)?;
-        let text = std::str::from_utf8(digits).ok()?;
-        if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        u32::from_str_radix(text, 16).ok()
-    };
-    let Some(first) = hex(i + 2) else {
-        return (None, 2);
-    };
-    if (0xD800..0xDC00).contains(&first) {
-        if raw.get(i + 6..i + 8) == Some(b"\\u")
-            && let Some(second) = hex(i + 8).filter(|s| (0xDC00..0xE000).contains(s))
-        {
-            let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
-            return (char::from_u32(code), 12);
-        }
-        return (None, 6);
-    }
-    (char::from_u32(first), 6)
 }
 
 #[cfg(test)]

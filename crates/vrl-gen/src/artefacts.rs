@@ -5,7 +5,6 @@
 //! Generation is deterministic (fixtures in `cases.toml` order, no time or path in the output),
 //! so the committed files can be compared with fresh output.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -20,30 +19,21 @@ pub const PROGRAM_FILE: &str = "vector/azure_vm_extension_deployment_by_user.vrl
 pub const CONFIG_FILE: &str = "vector/vector.yaml";
 
 /// Why the artefacts could not be generated.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ArtefactError {
     /// A file could not be read or written.
-    Io(PathBuf, std::io::Error),
+    #[error("{path}: {1}", path = .0.display())]
+    Io(PathBuf, #[source] std::io::Error),
     /// `fixtures/cases.toml` is not as expected.
+    #[error("fixtures/cases.toml: {0}")]
     Cases(String),
     /// A fixture is not JSON.
+    #[error("fixture {0}: {1}")]
     Fixture(String, String),
     /// The rule cannot be translated.
-    Translate(TranslateError),
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
 }
-
-impl fmt::Display for ArtefactError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ArtefactError::Io(path, e) => write!(f, "{}: {e}", path.display()),
-            ArtefactError::Cases(e) => write!(f, "fixtures/cases.toml: {e}"),
-            ArtefactError::Fixture(file, e) => write!(f, "fixture {file}: {e}"),
-            ArtefactError::Translate(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ArtefactError {}
 
 #[derive(Deserialize)]
 struct Cases {

@@ -76,7 +76,7 @@ pub fn array(var: &str) -> String {
     format!("(array(get([{var}], [0]) ?? null) ?? [])")
 }
 
-/// Element `index` of an array variable, untyped (see [`array`]).
+/// Element `index` of an array variable, untyped (see [`array()`]).
 pub fn item(var: &str, index: usize) -> String {
     format!("(get({var}, [{index}]) ?? null)")
 }

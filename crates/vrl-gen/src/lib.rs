@@ -21,6 +21,8 @@
 //! only the keys Vector's sources add in the legacy log namespace ([`SOURCE_METADATA_KEYS`]) is
 //! an envelope to the program, as the same document without those keys is to the engine.
 
+#![forbid(unsafe_code)]
+
 pub mod artefacts;
 pub mod code;
 mod error;

@@ -1,80 +1,57 @@
 //! The ECS view of a raw Azure record, in VRL, for the fields a program needs.
 //!
-//! This is `vmext_engine::azure::ecs_view` written out for VRL. The engine builds the view by
+//! This is `vmext_engine::azure::ecs_view` written out for VRL: both walk the engine's mapping
+//! table (`vmext_engine::azure::mapping`), so a key, a rename or a new field is declared once,
+//! there; this module holds only each transform's VRL. The engine builds the view by
 //! writing paths in the record's key order, later writes replacing earlier ones; a VRL object
 //! keeps its keys sorted, and the VRL built here writes in that order, so it equals the
 //! engine's view of the same record with its keys sorted (which is what a Vector event is).
 //!
-//! Only the parts of the view that the needed fields depend on are built. A part is needed
-//! when its path and a needed field's path are one a prefix of the other; writes to unrelated
+//! Only the parts of the view that the needed fields depend on are built. A part is one write
+//! of the table; it is needed when one of its fields' paths and a needed field's path are one
+//! a prefix of the other; writes to unrelated
 //! paths cannot change a needed field's values. Parts the program cannot compute exactly are
 //! refused with the field that needs them.
 
 use std::collections::BTreeSet;
 
 use vmext_engine::azure::ACTIVITY_LOG_CATEGORIES;
+use vmext_engine::azure::mapping::{
+    self, CLAIMS_PREFIX, EVIDENCE_RENAMES, FULLNAME_CLAIM, Guard, OTHER_KEYS, RAW_KEYS,
+    RECORD_WRITES, Transform, USER_CLAIMS, Write,
+};
 
 use crate::code::{Code, string, string_array};
 use crate::error::TranslateError;
 use crate::timestamp;
 
-/// A part of the view, written from one or more raw keys.
+/// Which write of the engine's mapping table a part of the view comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Part {
-    /// `time` → `@timestamp`.
-    Timestamp,
-    /// `resourceId` → `azure.resource.id` and the parts parsed from it.
-    ResourceId,
-    /// `callerIpAddress` → `source.ip`, `client.ip`, `related.ip` or `source.address`.
-    Caller,
-    /// `level` → `log.level`.
-    Level,
-    /// `location` → `geo.name`.
-    Location,
-    /// `correlationId` → `azure.correlation_id`.
-    Correlation,
-    /// `operationName` → `event.action`.
-    Action,
-    /// `category` → `event.type`.
-    EventType,
-    /// `event.outcome` from `resultType`, else `properties.result`.
-    Outcome,
-    /// `event.kind` and `cloud.provider`, constant.
-    Constants,
-    /// `data_stream.dataset` for an activity-log category.
-    Dataset,
-    /// `azure.activitylogs.*`, from every other key.
+    /// Write `.1` of raw key `.0` in [`RAW_KEYS`].
+    Key(usize, usize),
+    /// [`OTHER_KEYS`]: every key the table does not name, under `azure.activitylogs`.
     Activity,
+    /// Write `.0` of [`RECORD_WRITES`].
+    Record(usize),
 }
 
-/// Every path the engine's view writes, with the part that writes it.
-const WRITES: [(&str, Option<Part>); 24] = [
-    ("@timestamp", Some(Part::Timestamp)),
-    ("azure.resource.id", Some(Part::ResourceId)),
-    ("azure.subscription_id", Some(Part::ResourceId)),
-    ("azure.resource.group", Some(Part::ResourceId)),
-    ("azure.resource.provider", Some(Part::ResourceId)),
-    ("azure.resource.name", Some(Part::ResourceId)),
-    ("azure.resource.namespace", Some(Part::ResourceId)),
-    ("azure.resource.authorization_rule", Some(Part::ResourceId)),
-    ("source.ip", Some(Part::Caller)),
-    ("client.ip", Some(Part::Caller)),
-    ("related.ip", Some(Part::Caller)),
-    ("source.address", Some(Part::Caller)),
-    ("log.level", Some(Part::Level)),
-    ("geo.name", Some(Part::Location)),
-    ("azure.correlation_id", Some(Part::Correlation)),
-    ("event.action", Some(Part::Action)),
-    ("event.type", Some(Part::EventType)),
-    ("event.outcome", Some(Part::Outcome)),
-    ("event.kind", Some(Part::Constants)),
-    ("cloud.provider", Some(Part::Constants)),
-    ("data_stream.dataset", Some(Part::Dataset)),
-    ("azure.activitylogs", Some(Part::Activity)),
-    // Written by the engine but not built here (see `refusal`).
-    ("event.duration", None),
-    ("message", None),
-];
+/// Every write of the table with the part it makes.
+fn parts() -> impl Iterator<Item = (Part, &'static Write)> {
+    let keys = RAW_KEYS.iter().enumerate().flat_map(|(k, key)| {
+        key.writes
+            .iter()
+            .enumerate()
+            .map(move |(w, write)| (Part::Key(k, w), write))
+    });
+    keys.chain(std::iter::once((Part::Activity, &OTHER_KEYS)))
+        .chain(
+            RECORD_WRITES
+                .iter()
+                .enumerate()
+                .map(|(i, write)| (Part::Record(i), write)),
+        )
+}
 
 /// Paths of the view the program does not compute, and why.
 fn refusal(path: &[&str]) -> Option<&'static str> {
@@ -128,23 +105,24 @@ impl Needs {
         let mut needs = Needs::default();
         for field in fields {
             let path: Vec<&str> = field.split('.').collect();
-            for (written, part) in WRITES {
-                let written: Vec<&str> = written.split('.').collect();
-                if !related(&path, &written) {
-                    continue;
-                }
-                if let Some(reason) = refusal(&path) {
-                    return Err(TranslateError::RawField {
-                        field: field.to_owned(),
-                        reason,
-                    });
-                }
-                let Some(part) = part else { continue };
-                needs.parts.insert(part);
-                if part == Part::Activity
-                    && let Some(first) = path.get(2)
-                {
-                    needs.activity.insert((*first).to_owned());
+            for (part, write) in parts() {
+                for written in write.fields {
+                    let written: Vec<&str> = written.path.split('.').collect();
+                    if !related(&path, &written) {
+                        continue;
+                    }
+                    if let Some(reason) = refusal(&path) {
+                        return Err(TranslateError::RawField {
+                            field: field.to_owned(),
+                            reason,
+                        });
+                    }
+                    needs.parts.insert(part);
+                    if part == Part::Activity
+                        && let Some(first) = path.get(2)
+                    {
+                        needs.activity.insert((*first).to_owned());
+                    }
                 }
             }
         }
@@ -154,138 +132,50 @@ impl Needs {
     fn has(&self, part: Part) -> bool {
         self.parts.contains(&part)
     }
-
-    fn activity(&self, first: &str) -> bool {
-        self.has(Part::Activity) && self.activity.contains(first)
-    }
 }
 
-/// Raw keys the engine maps to a fixed place; any other key goes under `azure.activitylogs`.
-const SPECIAL_KEYS: [&str; 12] = [
-    "time",
-    "resourceId",
-    "callerIpAddress",
-    "level",
-    "location",
-    "durationMs",
-    "correlationId",
-    "operationName",
-    "resultType",
-    "resultSignature",
-    "tenantId",
-    "operationVersion",
-];
-
-/// Keys mapped by the engine besides [`SPECIAL_KEYS`].
-const HANDLED_KEYS: [&str; 3] = ["identity", "properties", "category"];
-
-/// The claims Elastic's pipeline copies to `claims_initiated_by_user`.
-const CLAIMS_PREFIX: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/";
-
 /// Writes statements that build, in VRL variable `view`, the ECS view of the raw record in
-/// `raw` as far as `needs` requires.
+/// `raw` as far as `needs` requires: the engine's mapping table walked in its order, each
+/// needed write in VRL.
 pub(crate) fn view(code: &mut Code, raw: &str, view: &str, needs: &Needs) {
     let act = String::from("_act");
     let (k, v) = (String::from("_k"), String::from("_v"));
     code.comment("the ECS view Elastic's azure pipeline would write, as far as the rule needs it");
     code.line(&format!("{view} = {{}}"));
     code.line(&format!("{act} = {{}}"));
-    let set = |target: &str, path: &str, value: &str| {
-        format!("{target} = set({target}, {path}, {value}) ?? {target}")
-    };
-    let fixed = |p: &str| string_array(p.split('.'));
     code.open(&format!("for_each(object({raw}) ?? {{}}) -> |{k}, {v}| {{"));
-    // One if-chain over the key; each needed part adds its branch.
+    // One if-chain over the key: a branch per raw key and guard with a needed write.
     let mut chain = Chain::default();
-    if needs.has(Part::Timestamp) {
-        chain.branch(code, &format!("{k} == \"time\""));
-        let ts = String::from("_vtime");
-        code.open(&format!("if is_string({v}) {{"));
-        timestamp::normalise(code, &format!("string({v}) ?? \"\""), &ts);
-        code.line(&format!(
-            "if !is_null({ts}) {{ {} }}",
-            set(view, &fixed("@timestamp"), &ts)
-        ));
-        code.close();
-    }
-    if needs.has(Part::ResourceId) {
-        chain.branch(code, &format!("{k} == \"resourceId\""));
-        code.line(&set(view, &fixed("azure.resource.id"), &v));
-        resource_id_parts(code, &v, view);
-    }
-    if needs.has(Part::Caller) {
-        chain.branch(code, &format!("{k} == \"callerIpAddress\""));
-        let ip = String::from("_ip");
-        // Rust's own parser and formatter on both sides (ip_pton/ip_ntop are std's IpAddr).
-        code.line(&format!("{ip} = ip_ntop(ip_pton({v}) ?? \"\") ?? null"));
-        code.open(&format!("if is_string({ip}) {{"));
-        code.line(&set(view, &fixed("source.ip"), &ip));
-        code.line(&set(view, &fixed("client.ip"), &ip));
-        code.line(&set(view, &fixed("related.ip"), &format!("[{ip}]")));
-        code.reopen("} else {");
-        code.line(&set(view, &fixed("source.address"), &v));
-        code.close();
-    }
-    for (part, key, path) in [
-        (Part::Level, "level", "log.level"),
-        (Part::Location, "location", "geo.name"),
-        (Part::Correlation, "correlationId", "azure.correlation_id"),
-    ] {
-        if needs.has(part) {
-            chain.branch(code, &format!("{k} == {}", string(key)));
-            code.line(&set(view, &fixed(path), &v));
-        }
-    }
-    if needs.has(Part::Action) || needs.activity("operation_name") {
-        chain.branch(code, &format!("{k} == \"operationName\""));
-        if needs.has(Part::Action) {
-            code.line(&set(view, &fixed("event.action"), &v));
-        }
-        if needs.activity("operation_name") {
-            code.line(&set(&act, &fixed("operation_name"), &v));
-        }
-    }
-    for (key, name) in [
-        ("resultType", "result_type"),
-        ("resultSignature", "result_signature"),
-        ("tenantId", "tenant_id"),
-        ("operationVersion", "operation_version"),
-    ] {
-        if needs.activity(name) {
-            chain.branch(code, &format!("{k} == {}", string(key)));
-            code.line(&set(&act, &fixed(name), &v));
-        }
-    }
-    if needs.activity("identity") {
-        chain.branch(code, &format!("{k} == \"identity\" && is_object({v})"));
-        identity(code, &v, &act);
-    }
-    if needs.activity("identity_name") {
-        chain.branch(code, &format!("{k} == \"identity\" && is_string({v})"));
-        code.line(&set(&act, &fixed("identity_name"), &v));
-    }
-    if needs.activity("category") || needs.has(Part::EventType) {
-        chain.branch(code, &format!("{k} == \"category\""));
-        if needs.activity("category") {
-            code.line(&set(&act, &fixed("category"), &v));
-        }
-        if needs.has(Part::EventType) {
-            let c = String::from("_c");
-            code.line(&format!("{c} = downcase(string({v}) ?? \"\")"));
-            code.open(&format!(
-                "if is_string({v}) && includes([\"write\", \"action\", \"read\", \"delete\"], {c}) {{"
-            ));
-            code.line(&format!(
-                "{c} = if {c} == \"read\" {{ \"access\" }} else if {c} == \"delete\" {{ \"deletion\" }} else {{ \"change\" }}"
-            ));
-            code.line(&set(view, &fixed("event.type"), &format!("[{c}]")));
-            code.close();
+    for (i, key) in RAW_KEYS.iter().enumerate() {
+        let mut writes = key.writes.iter().enumerate().peekable();
+        while let Some((w, first)) = writes.next() {
+            let mut group = vec![(w, first)];
+            while let Some(next) = writes.next_if(|(_, next)| next.guard == first.guard) {
+                group.push(next);
+            }
+            let needed: Vec<&Write> = group
+                .into_iter()
+                .filter(|(w, _)| needs.has(Part::Key(i, *w)))
+                .map(|(_, write)| write)
+                .collect();
+            if needed.is_empty() {
+                continue;
+            }
+            let guard = match first.guard {
+                Guard::Any => String::new(),
+                Guard::String => format!(" && is_string({v})"),
+                Guard::Object => format!(" && is_object({v})"),
+            };
+            chain.branch(code, &format!("{k} == {}{guard}", string(key.key)));
+            for write in needed {
+                key_write(code, write, &v, view, &act);
+            }
         }
     }
     // Every other key goes under `azure.activitylogs`, split at its dots; keys whose first
     // segment no needed field starts with cannot change a needed field.
     if needs.has(Part::Activity) {
-        let handled: Vec<&str> = SPECIAL_KEYS.iter().chain(&HANDLED_KEYS).copied().collect();
+        let handled: Vec<&str> = RAW_KEYS.iter().map(|key| key.key).collect();
         let firsts: Vec<&str> = needs.activity.iter().map(String::as_str).collect();
         chain.branch(code, &format!("!includes({}, {k})", string_array(handled)));
         let path = String::from("_path");
@@ -299,43 +189,141 @@ pub(crate) fn view(code: &mut Code, raw: &str, view: &str, needs: &Needs) {
     chain.end(code);
     code.close();
     if needs.has(Part::Activity) {
-        code.line(&set(view, &fixed("azure.activitylogs"), &act));
+        code.line(&set(view, &fixed(mapping::ACTIVITY_PREFIX), &act));
     }
-    if needs.has(Part::Outcome) {
-        let (r, o) = (String::from("_rt"), String::from("_outcome"));
-        code.line(&format!("{o} = null"));
-        code.line(&format!("{r} = {raw}.resultType"));
-        code.open(&format!("if is_string({r}) {{"));
-        code.line(&format!("{r} = downcase(string({r}) ?? \"\")"));
-        code.line(&format!(
-            "if {r} == \"success\" || {r} == \"failure\" {{ {o} = {r} }}"
-        ));
-        code.close();
-        code.open(&format!("if is_null({o}) {{"));
-        code.line(&format!("{r} = {raw}.properties.result"));
-        code.line(&format!(
-            "if includes([\"success\", \"failure\", \"unknown\"], {r}) {{ {o} = {r} }}"
-        ));
-        code.close();
-        code.line(&format!(
-            "if !is_null({o}) {{ {} }}",
-            set(view, &fixed("event.outcome"), &o)
-        ));
+    for (i, write) in RECORD_WRITES.iter().enumerate() {
+        if needs.has(Part::Record(i)) {
+            record_write(code, write, raw, view);
+        }
     }
-    if needs.has(Part::Constants) {
-        code.line(&set(view, &fixed("event.kind"), "\"event\""));
-        code.line(&set(view, &fixed("cloud.provider"), "\"azure\""));
+}
+
+/// `target = set(target, path, value) ?? target`.
+fn set(target: &str, path: &str, value: &str) -> String {
+    format!("{target} = set({target}, {path}, {value}) ?? {target}")
+}
+
+/// A dotted path as a VRL path array.
+fn fixed(path: &str) -> String {
+    string_array(path.split('.'))
+}
+
+/// One write of a raw key with value `v`, into `view` or, under `azure.activitylogs`, `act`.
+fn key_write(code: &mut Code, write: &Write, v: &str, view: &str, act: &str) {
+    match write.transform {
+        Transform::Copy => {
+            for field in write.fields {
+                match field.activity_path() {
+                    Some(path) => code.line(&set(act, &fixed(path), v)),
+                    None => code.line(&set(view, &fixed(field.path), v)),
+                }
+            }
+        }
+        Transform::Timestamp => {
+            let ts = String::from("_vtime");
+            code.open(&format!("if is_string({v}) {{"));
+            timestamp::normalise(code, &format!("string({v}) ?? \"\""), &ts);
+            code.line(&format!(
+                "if !is_null({ts}) {{ {} }}",
+                set(view, &fixed("@timestamp"), &ts)
+            ));
+            code.close();
+        }
+        Transform::ResourceId => {
+            code.line(&set(view, &fixed("azure.resource.id"), v));
+            resource_id_parts(code, v, view);
+        }
+        Transform::CallerIp => {
+            let ip = String::from("_ip");
+            // Rust's own parser and formatter on both sides (ip_pton/ip_ntop are std's IpAddr).
+            code.line(&format!("{ip} = ip_ntop(ip_pton({v}) ?? \"\") ?? null"));
+            code.open(&format!("if is_string({ip}) {{"));
+            code.line(&set(view, &fixed("source.ip"), &ip));
+            code.line(&set(view, &fixed("client.ip"), &ip));
+            code.line(&set(view, &fixed("related.ip"), &format!("[{ip}]")));
+            code.reopen("} else {");
+            code.line(&set(view, &fixed("source.address"), v));
+            code.close();
+        }
+        Transform::EventType => {
+            let c = String::from("_c");
+            code.line(&format!("{c} = downcase(string({v}) ?? \"\")"));
+            code.open(&format!(
+                "if is_string({v}) && includes([\"write\", \"action\", \"read\", \"delete\"], {c}) {{"
+            ));
+            code.line(&format!(
+                "{c} = if {c} == \"read\" {{ \"access\" }} else if {c} == \"delete\" {{ \"deletion\" }} else {{ \"change\" }}"
+            ));
+            code.line(&set(view, &fixed("event.type"), &format!("[{c}]")));
+            code.close();
+        }
+        Transform::Identity => identity(code, v, act),
+        // Every field these write is refused (see `refusal`), so they are never needed.
+        Transform::DurationNanos | Transform::Properties => {}
+        // Not raw-key writes.
+        Transform::Activity
+        | Transform::Outcome
+        | Transform::DefaultEventCategory
+        | Transform::Fixed
+        | Transform::Dataset => {}
     }
-    if needs.has(Part::Dataset) {
-        code.line(&format!(
-            "if includes({}, {raw}.category) {{ {} }}",
-            string_array(ACTIVITY_LOG_CATEGORIES),
-            set(
-                view,
-                &string_array(["data_stream.dataset"]),
-                &string(vmext_engine::azure::ACTIVITY_LOGS_DATASET)
-            )
-        ));
+}
+
+/// One record-level write, from the raw record in `raw` into `view`.
+fn record_write(code: &mut Code, write: &Write, raw: &str, view: &str) {
+    match write.transform {
+        Transform::Outcome => {
+            let (r, o) = (String::from("_rt"), String::from("_outcome"));
+            code.line(&format!("{o} = null"));
+            code.line(&format!("{r} = {raw}.resultType"));
+            code.open(&format!("if is_string({r}) {{"));
+            code.line(&format!("{r} = downcase(string({r}) ?? \"\")"));
+            code.line(&format!(
+                "if {r} == \"success\" || {r} == \"failure\" {{ {o} = {r} }}"
+            ));
+            code.close();
+            code.open(&format!("if is_null({o}) {{"));
+            code.line(&format!("{r} = {raw}.properties.result"));
+            code.line(&format!(
+                "if includes([\"success\", \"failure\", \"unknown\"], {r}) {{ {o} = {r} }}"
+            ));
+            code.close();
+            code.line(&format!(
+                "if !is_null({o}) {{ {} }}",
+                set(view, &fixed("event.outcome"), &o)
+            ));
+        }
+        Transform::Fixed => {
+            for field in write.fields {
+                if let Some(value) = field.value {
+                    code.line(&set(view, &fixed(field.path), &string(value)));
+                }
+            }
+        }
+        Transform::Dataset => {
+            for field in write.fields {
+                if let Some(value) = field.value {
+                    // A dotted top-level key, as the engine's detector adds it.
+                    code.line(&format!(
+                        "if includes({}, {raw}.category) {{ {} }}",
+                        string_array(ACTIVITY_LOG_CATEGORIES),
+                        set(view, &string_array([field.path]), &string(value))
+                    ));
+                }
+            }
+        }
+        // Its field is refused (see `refusal`), so it is never needed.
+        Transform::DefaultEventCategory => {}
+        // Not record-level writes.
+        Transform::Copy
+        | Transform::Timestamp
+        | Transform::ResourceId
+        | Transform::CallerIp
+        | Transform::DurationNanos
+        | Transform::EventType
+        | Transform::Identity
+        | Transform::Properties
+        | Transform::Activity => {}
     }
 }
 
@@ -397,13 +385,7 @@ fn identity(code: &mut Code, value: &str, act: &str) {
         "for_each(object({av}) ?? {{}}) -> |{ek}, {ev}| {{"
     ));
     code.line(&format!("{en} = {ek}"));
-    for (from, to) in [
-        ("principalId", "principal_id"),
-        ("principalType", "principal_type"),
-        ("roleAssignmentScope", "role_assignment_scope"),
-        ("roleAssignmentId", "role_assignment_id"),
-        ("roleDefinitionId", "role_definition_id"),
-    ] {
+    for (from, to) in EVIDENCE_RENAMES {
         code.line(&format!(
             "if {ek} == {} {{ {en} = {} }}",
             string(from),
@@ -436,7 +418,7 @@ fn identity(code: &mut Code, value: &str, act: &str) {
     code.open(&format!(
         "for_each(object({iv}) ?? {{}}) -> |{ck}, {cv}| {{"
     ));
-    for part in ["name", "givenname", "surname"] {
+    for part in USER_CLAIMS {
         let mut line = set(
             &string_array(["identity", "claims_initiated_by_user", part]),
             &cv,
@@ -450,7 +432,8 @@ fn identity(code: &mut Code, value: &str, act: &str) {
         ));
     }
     code.line(&format!(
-        "if {ck} == \"name\" {{ {} }}",
+        "if {ck} == {} {{ {} }}",
+        string(FULLNAME_CLAIM),
         set(
             &string_array(["identity", "claims_initiated_by_user", "fullname"]),
             &cv
@@ -591,20 +574,49 @@ mod tests {
         Needs::of(fields.iter().copied())
     }
 
+    /// The part whose write declares `path`.
+    fn part_writing(path: &str) -> Part {
+        parts()
+            .find(|(_, w)| w.fields.iter().any(|f| f.path == path))
+            .map(|(part, _)| part)
+            .unwrap()
+    }
+
     #[test]
     fn needed_parts_follow_path_prefixes() {
         let n =
             needs(&["azure.activitylogs.identity.authorization.evidence.principal_type"]).unwrap();
-        assert_eq!(n.parts, BTreeSet::from([Part::Activity]));
+        assert_eq!(
+            n.parts,
+            BTreeSet::from([Part::Activity, part_writing("azure.activitylogs.identity")])
+        );
         assert_eq!(n.activity, BTreeSet::from(["identity".to_owned()]));
         let n = needs(&["azure.resource.name", "source", "data_stream.dataset"]).unwrap();
         assert_eq!(
             n.parts,
-            BTreeSet::from([Part::ResourceId, Part::Caller, Part::Dataset])
+            BTreeSet::from([
+                part_writing("azure.resource.id"),
+                part_writing("source.ip"),
+                part_writing("data_stream.dataset")
+            ])
         );
         // Fields the view never has need nothing: they are absent in every raw record.
         let n = needs(&["user.name", "source.geo.country_name", "azure.foo"]).unwrap();
         assert!(n.parts.is_empty());
+    }
+
+    #[test]
+    fn writes_the_generator_does_not_build_are_refused() {
+        for (_, write) in parts() {
+            if matches!(
+                write.transform,
+                Transform::DurationNanos | Transform::Properties | Transform::DefaultEventCategory
+            ) {
+                for field in write.fields {
+                    assert!(needs(&[field.path]).is_err(), "{}", field.path);
+                }
+            }
+        }
     }
 
     #[test]
