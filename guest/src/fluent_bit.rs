@@ -35,9 +35,8 @@ use std::sync::OnceLock;
 
 use vmext_engine::{Detector, Exceptions, Outcome, ProfileName, RecordError, Verdict};
 
-/// The top-level key under which `vmext_annotate` adds alerts: an array of ECS alert objects.
-/// No ECS field and no raw Azure field starts with `vmext`.
-pub const ANNOTATION_KEY: &str = "vmext_alerts";
+/// The top-level key under which `vmext_annotate` adds alerts (one definition, the engine's).
+pub use vmext_engine::alert::ANNOTATION_KEY;
 
 /// The top-level key of the object `vmext_annotate` returns for a record it cannot read; it
 /// holds `{"error": …, "record": <the original text as a string>}`.

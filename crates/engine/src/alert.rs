@@ -26,11 +26,21 @@ pub struct Alert {
     pub investigation_fields: Vec<(String, Vec<String>)>,
 }
 
+/// The top-level key under which an annotating artefact (the Fluent Bit module's
+/// `vmext_annotate`, the VRL program) adds a record's alerts: an array of ECS alert objects.
+/// No ECS field and no raw Azure field starts with `vmext`.
+pub const ANNOTATION_KEY: &str = "vmext_alerts";
+
+/// The fields an alert owns outright (its own values, never an investigation field's).
+pub const ALERT_OWNED_FIELDS: [&str; 3] = ["event.kind", "event.severity", "event.risk_score"];
+
+/// The objects an alert owns with everything under them.
+pub const ALERT_OWNED_PREFIXES: [&str; 4] = ["rule", "threat", "kibana", "vmext"];
+
 /// Fields the alert itself owns; investigation fields never overwrite them.
-fn owned_by_alert(field: &str) -> bool {
-    const PREFIXES: [&str; 4] = ["rule", "threat", "kibana", "vmext"];
-    matches!(field, "event.kind" | "event.severity" | "event.risk_score")
-        || PREFIXES
+pub fn owned_by_alert(field: &str) -> bool {
+    ALERT_OWNED_FIELDS.contains(&field)
+        || ALERT_OWNED_PREFIXES
             .iter()
             .any(|p| field == *p || field.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
 }

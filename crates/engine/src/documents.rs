@@ -213,7 +213,8 @@ impl Framer {
         }
     }
 
-    /// Frames one line (as [`for_each_line`] gives it), calling `emit` for each frame it ends.
+    /// Frames one line (as `vmext_host::input::for_each_line` gives it), calling `emit` for each
+    /// frame it ends.
     pub fn push(
         &mut self,
         number: u64,

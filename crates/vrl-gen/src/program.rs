@@ -14,7 +14,8 @@ use crate::query::{Translator, VALUES, segments};
 use crate::raw::{self, Needs};
 
 /// The top-level key the program adds alerts under, as the Fluent Bit annotate mode does.
-pub const ANNOTATION_KEY: &str = "vmext_alerts";
+pub use vmext_engine::alert::ANNOTATION_KEY;
+use vmext_engine::alert::owned_by_alert;
 
 /// The top-level keys Vector's `file` and `stdin` sources add to an event in the legacy log
 /// namespace (their default names: the global `log_schema` keys and the `file` source's
@@ -238,13 +239,6 @@ fn query_fields(root: &Node) -> Vec<String> {
         }
     }
     out
-}
-
-/// Fields an alert owns; investigation fields never overwrite them (as in the engine).
-fn owned_by_alert(field: &str) -> bool {
-    let under = |p: &str| field == p || field.strip_prefix(p).is_some_and(|r| r.starts_with('.'));
-    matches!(field, "event.kind" | "event.severity" | "event.risk_score")
-        || ["rule", "threat", "kibana", "vmext"].into_iter().any(under)
 }
 
 /// The scalar leaves of the collected values (what the engine's `leaves_at` returns).
