@@ -6,7 +6,7 @@
 //! level only). Reading, evaluating and reporting live in `vmext-host`.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +19,7 @@ use vmext_host::component::{
 };
 use vmext_host::evaluator::{Evaluator, NativeEvaluator};
 use vmext_host::input::DEFAULT_MAX_DOCUMENT_BYTES;
-use vmext_host::scan::{Input, Report, ScanError, ScanOptions, exit, scan};
+use vmext_host::scan::{Input, Report, ScanError, ScanFilesError, ScanOptions, exit, scan_files};
 
 const ABOUT: &str = "Flags Azure VM extension deployments by users in Azure Activity Logs, \
 with Elastic's detection rule evaluated exactly as Elastic would.";
@@ -130,6 +130,11 @@ struct ScanArgs {
     /// Never draw the progress bar (it is drawn only on a terminal).
     #[arg(long)]
     no_progress: bool,
+    /// Scan up to N input files at once, each on its own thread with its own evaluator
+    /// (default: the number of cores). The output is the same in every case: reports in input
+    /// order, one summary. Explanations and standard input are scanned on one thread.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     /// The inputs; none, or `-`, is standard input.
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -191,18 +196,6 @@ fn load(args: &RuleArgs) -> Result<Loaded> {
     })
 }
 
-/// The rule running in the WebAssembly component, configured from the same texts.
-fn component_evaluator(component: Option<&Path>, loaded: &Loaded) -> Result<ComponentEvaluator> {
-    let path = find_component(component)?;
-    let runtime = ComponentRuntime::load(&path).with_context(|| path.display().to_string())?;
-    Ok(ComponentEvaluator::configured(
-        Arc::new(runtime),
-        loaded.rule.clone(),
-        loaded.options.clone(),
-        Limits::default(),
-    )?)
-}
-
 fn run_scan(args: ScanArgs) -> Result<u8> {
     let loaded = load(&args.rule)?;
     let inputs: Vec<Input> = if args.files.is_empty() {
@@ -228,10 +221,6 @@ fn run_scan(args: ScanArgs) -> Result<u8> {
         )
         .context("cannot write to stderr")?;
     }
-    let mut evaluator: Box<dyn Evaluator> = match args.engine {
-        Engine::Native => Box::new(NativeEvaluator::new(loaded.detector)),
-        Engine::Component => Box::new(component_evaluator(args.component.as_deref(), &loaded)?),
-    };
     let report = if args.explain {
         Report::Explain
     } else if args.explain_json {
@@ -244,13 +233,44 @@ fn run_scan(args: ScanArgs) -> Result<u8> {
         progress: !args.no_progress,
         max_document: args.max_document_bytes,
     };
+    let threads = match args.threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    // The component is loaded (and compiled) once; each thread instantiates its own.
+    let runtime = match args.engine {
+        Engine::Native => None,
+        Engine::Component => {
+            let path = find_component(args.component.as_deref())?;
+            let runtime =
+                ComponentRuntime::load(&path).with_context(|| path.display().to_string())?;
+            Some(Arc::new(runtime))
+        }
+    };
+    let make = || -> Result<Box<dyn Evaluator>, String> {
+        Ok(match &runtime {
+            None => Box::new(NativeEvaluator::new(loaded.detector.clone())),
+            Some(runtime) => Box::new(
+                ComponentEvaluator::configured(
+                    Arc::clone(runtime),
+                    loaded.rule.clone(),
+                    loaded.options.clone(),
+                    Limits::default(),
+                )
+                .map_err(|e| e.to_string())?,
+            ),
+        })
+    };
     let started = Instant::now();
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let summary =
-        scan(&inputs, evaluator.as_mut(), options, &mut out, &mut log).map_err(|e| match e {
-            ScanError::Report(_) => anyhow::Error::new(e).context("stdout"),
-            ScanError::Log(_) => anyhow::Error::new(e).context("stderr"),
+        scan_files(&inputs, threads, &make, options, &mut out, &mut log).map_err(|e| match e {
+            ScanFilesError::Scan(e @ ScanError::Report(_)) => {
+                anyhow::Error::new(e).context("stdout")
+            }
+            ScanFilesError::Scan(e @ ScanError::Log(_)) => anyhow::Error::new(e).context("stderr"),
+            ScanFilesError::Evaluator(e) => anyhow::anyhow!(e),
         })?;
     // Flushed by `scan`; nothing is left to fail here.
     drop(out);

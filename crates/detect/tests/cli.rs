@@ -354,3 +354,48 @@ fn a_corrupt_compile_cache_is_recompiled_not_run() {
         assert_eq!(std::fs::read(&file).unwrap(), good, "the file is replaced");
     }
 }
+
+/// Scanning files on several threads gives exactly what one thread gives: the same alerts in
+/// input order, the same per-document error lines, the same summary and exit status, with a
+/// missing file and files with bad documents among them. Both engines.
+#[test]
+fn threads_change_nothing_but_speed() {
+    let mut files: Vec<String> = vmext_test_support::fixture_files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(files.len() > 20);
+    files.insert(7, "no-such-file.ndjson".to_owned());
+    let bad = vmext_test_support::TempDir::new("cli-threads");
+    let bad_file = bad.path().join("bad.ndjson");
+    std::fs::write(&bad_file, "{\"a\":1}\nnot json\n{\"records\":[1,{}]}\n").unwrap();
+    files.insert(3, bad_file.display().to_string());
+    let summary = |err: &str| -> String {
+        let line = err.lines().last().unwrap_or("");
+        line.split(" in ").next().unwrap_or("").to_owned()
+    };
+    for engine in ["native", "component"] {
+        let run = |threads: &str| {
+            let mut args = vec!["scan", "--engine", engine, "--threads", threads];
+            args.extend(files.iter().map(String::as_str));
+            detect(&args, b"")
+        };
+        let (code1, out1, err1) = run("1");
+        assert_eq!(code1, 1 | 4 | 8, "{err1}");
+        assert!(out1.lines().count() > 10);
+        for threads in ["2", "5"] {
+            let (code, out, err) = run(threads);
+            assert_eq!(code, code1, "{engine} -j{threads}: {err}");
+            assert_eq!(out, out1, "{engine} -j{threads}: alerts differ");
+            let lines = |e: &str| e.lines().rev().skip(1).collect::<Vec<_>>().join("\n");
+            assert_eq!(
+                lines(&err),
+                lines(&err1),
+                "{engine} -j{threads}: log differs"
+            );
+            assert_eq!(summary(&err), summary(&err1), "{engine} -j{threads}");
+        }
+    }
+    let (code, _, err) = detect(&["scan", "--threads", "0"], b"");
+    assert_eq!(code, 2, "{err}");
+}

@@ -707,3 +707,181 @@ impl Write for BarLog<'_> {
         self.inner.flush()
     }
 }
+
+/// Makes an evaluator for one worker thread of [`scan_files`].
+pub type EvaluatorFactory<'f> = dyn Fn() -> Result<Box<dyn Evaluator>, String> + Sync + 'f;
+
+impl Summary {
+    /// Adds another scan's counts to these.
+    pub fn absorb(&mut self, other: &Summary) {
+        self.documents += other.documents;
+        self.rejected += other.rejected;
+        self.records += other.records;
+        self.alerts += other.alerts;
+        self.suppressed += other.suppressed;
+        self.invalid += other.invalid;
+        self.oversized += other.oversized;
+        self.invalid_records += other.invalid_records;
+        self.unreadable += other.unreadable;
+        self.bytes += other.bytes;
+    }
+}
+
+/// Scans `inputs` on up to `threads` worker threads, one input at a time per thread, each
+/// with its own evaluator from `make`. The report and the log come out exactly as [`scan`]
+/// writes them, in input order, and the summary is the same: each input's report and log
+/// are held until the inputs before it are written.
+///
+/// Inputs run one after another on this thread (with [`scan`]'s progress bar) when there is
+/// one thread or one input, when an input is standard input, and for the explanation reports,
+/// whose output is as large as the input and is better streamed than held.
+pub fn scan_files(
+    inputs: &[Input],
+    threads: usize,
+    make: &EvaluatorFactory<'_>,
+    options: ScanOptions,
+    out: &mut dyn Write,
+    log: &mut dyn Write,
+) -> Result<Summary, ScanFilesError> {
+    let threads = threads.min(inputs.len());
+    let sequential =
+        threads <= 1 || options.report != Report::Alerts || inputs.contains(&Input::Stdin);
+    if sequential {
+        let mut evaluator = make().map_err(ScanFilesError::Evaluator)?;
+        return Ok(scan(inputs, evaluator.as_mut(), options, out, log)?);
+    }
+    // One bar over all inputs, drawn here; none per input in the workers.
+    let bar = FilesProgress::new(inputs, options.progress);
+    let options = ScanOptions {
+        progress: false,
+        ..options
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::channel::<(usize, Result<Done, String>)>();
+        for _ in 0..threads {
+            let send = send.clone();
+            let next = &next;
+            scope.spawn(move || {
+                let mut evaluator = match make() {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = send.send((usize::MAX, Err(e)));
+                        return;
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(input) = inputs.get(i) else { return };
+                    let mut report = Vec::new();
+                    let mut lines = Vec::new();
+                    // Writing to memory cannot fail: the result is always a summary.
+                    let done = scan(
+                        std::slice::from_ref(input),
+                        evaluator.as_mut(),
+                        options,
+                        &mut report,
+                        &mut lines,
+                    )
+                    .map(|summary| Done {
+                        summary,
+                        report,
+                        lines,
+                    })
+                    .map_err(|e| e.to_string());
+                    if send.send((i, done)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(send);
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut written = 0;
+        let mut total = Summary::default();
+        for (i, done) in receive {
+            let done = done.map_err(ScanFilesError::Evaluator)?;
+            waiting.insert(i, done);
+            while let Some(done) = waiting.remove(&written) {
+                bar.suspend(|| log.write_all(&done.lines))
+                    .map_err(|e| ScanFilesError::Scan(ScanError::Log(e)))?;
+                out.write_all(&done.report)
+                    .map_err(|e| ScanFilesError::Scan(ScanError::Report(e)))?;
+                total.absorb(&done.summary);
+                bar.advance(inputs.get(written));
+                written += 1;
+            }
+        }
+        bar.finish();
+        out.flush()
+            .map_err(|e| ScanFilesError::Scan(ScanError::Report(e)))?;
+        Ok(total)
+    })
+}
+
+/// One input's scan, held until the inputs before it are written.
+struct Done {
+    summary: Summary,
+    report: Vec<u8>,
+    lines: Vec<u8>,
+}
+
+/// Why [`scan_files`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanFilesError {
+    /// A stream could not be written.
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    /// A worker's evaluator could not be made.
+    #[error("{0}")]
+    Evaluator(String),
+}
+
+/// Progress over many inputs scanned at once: bytes of whole inputs done.
+struct FilesProgress {
+    bar: Option<ProgressBar>,
+}
+
+impl FilesProgress {
+    fn new(inputs: &[Input], wanted: bool) -> FilesProgress {
+        let total: u64 = inputs.iter().map(input_len).sum();
+        let bar = (wanted && total > 0 && io::stderr().is_terminal()).then(|| {
+            let bar =
+                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
+            if let Ok(style) = ProgressStyle::with_template(
+                "[{bar:30}] {percent:>3}% {decimal_bytes_per_sec:>11} {msg}",
+            ) {
+                bar.set_style(style.progress_chars("#>-"));
+            }
+            bar.set_message(format!("{} inputs", inputs.len()));
+            bar
+        });
+        FilesProgress { bar }
+    }
+
+    fn advance(&self, input: Option<&Input>) {
+        if let (Some(bar), Some(input)) = (&self.bar, input) {
+            bar.inc(input_len(input));
+        }
+    }
+
+    fn suspend<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn input_len(input: &Input) -> u64 {
+    match input {
+        Input::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+        Input::Stdin => 0,
+    }
+}
