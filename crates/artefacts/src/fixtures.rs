@@ -41,12 +41,24 @@ pub struct Case {
 /// Why the manifest could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// The file could not be read.
-    #[error("{MANIFEST}: {0}")]
+    /// The file could not be read (the reason is the source).
+    #[error("cannot read {MANIFEST}")]
     Io(#[source] std::io::Error),
-    /// The file is not a manifest.
-    #[error("{MANIFEST}: {0}")]
+    /// The file is not a manifest (the reason is the source).
+    #[error("{MANIFEST} is not a fixture manifest")]
     Toml(#[source] toml::de::Error),
+}
+
+impl Case {
+    /// The hardened profile's verdicts: `hardened` where given, else `expect`.
+    pub fn hardened_expect(&self) -> &[String] {
+        self.hardened.as_deref().unwrap_or(&self.expect)
+    }
+
+    /// The hardened profile's family: `hardened_family` where given, else `family`.
+    pub fn hardened_family(&self) -> Option<&str> {
+        self.hardened_family.as_deref().or(self.family.as_deref())
+    }
 }
 
 impl Manifest {

@@ -11,35 +11,14 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use vmext_artefacts::fixtures::{Case, Manifest};
 use vmext_engine::{Detector, Outcome, Profile, ProfileName, Verdict};
 
-#[derive(Deserialize)]
-struct Manifest {
-    case: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    file: String,
-    edge: String,
-    expect: Vec<String>,
-    family: Option<String>,
-    /// The hardened profile's verdicts, when they differ from `expect`.
-    hardened: Option<Vec<String>>,
-    /// The hardened profile's family, when it differs from `family`.
-    hardened_family: Option<String>,
-}
-
-impl Case {
-    fn expected(&self, profile: ProfileName) -> (&[String], Option<&str>) {
-        match profile {
-            ProfileName::Faithful => (&self.expect, self.family.as_deref()),
-            ProfileName::Hardened => (
-                self.hardened.as_deref().unwrap_or(&self.expect),
-                self.hardened_family.as_deref().or(self.family.as_deref()),
-            ),
-        }
+/// A case's verdicts and family in `profile`.
+fn expected(case: &Case, profile: ProfileName) -> (&[String], Option<&str>) {
+    match profile {
+        ProfileName::Faithful => (&case.expect, case.family.as_deref()),
+        ProfileName::Hardened => (case.hardened_expect(), case.hardened_family()),
     }
 }
 
@@ -48,8 +27,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 fn manifest() -> Manifest {
-    let text = std::fs::read_to_string(fixtures_dir().join("cases.toml")).unwrap();
-    toml::from_str(&text).unwrap()
+    Manifest::read(&vmext_test_support::repo_root()).unwrap()
 }
 
 fn verdict_name(v: &Verdict) -> &'static str {
@@ -76,7 +54,7 @@ fn check_profile(profile: ProfileName) {
     assert_eq!(detector.profile(), profile);
     let mut alerts = 0;
     for case in manifest().case {
-        let (expect, family) = case.expected(profile);
+        let (expect, family) = expected(&case, profile);
         let text = std::fs::read(fixtures_dir().join(&case.file)).unwrap();
         let explained = detector
             .explain(&text)
@@ -145,9 +123,9 @@ fn edge_case_table() -> String {
     let mut out =
         String::from("| Edge case | Fixture | Verdict | Hardened profile |\n|---|---|---|---|\n");
     for case in manifest().case {
-        let (expect, family) = case.expected(ProfileName::Faithful);
+        let (expect, family) = expected(&case, ProfileName::Faithful);
         let faithful = verdict_cell(expect, family);
-        let (expect, family) = case.expected(ProfileName::Hardened);
+        let (expect, family) = expected(&case, ProfileName::Hardened);
         let hardened = verdict_cell(expect, family);
         let hardened = if hardened == faithful {
             "same".to_owned()

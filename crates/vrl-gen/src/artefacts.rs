@@ -7,8 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use crate::code::{json_literal, string};
 use crate::{ANNOTATION_KEY, TranslateError, seed_program};
 
@@ -25,28 +23,14 @@ pub enum ArtefactError {
     #[error("{path}: {1}", path = .0.display())]
     Io(PathBuf, #[source] std::io::Error),
     /// `fixtures/cases.toml` is not as expected.
-    #[error("fixtures/cases.toml: {0}")]
-    Cases(String),
+    #[error(transparent)]
+    Cases(#[from] vmext_artefacts::fixtures::ManifestError),
     /// A fixture is not JSON.
     #[error("fixture {0}: {1}")]
     Fixture(String, String),
     /// The rule cannot be translated.
     #[error(transparent)]
     Translate(#[from] TranslateError),
-}
-
-#[derive(Deserialize)]
-struct Cases {
-    case: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    file: String,
-    edge: String,
-    expect: Vec<String>,
-    #[serde(default)]
-    family: Option<String>,
 }
 
 /// One shipped fixture as `vector test` checks it: the input event and what the program must
@@ -138,9 +122,7 @@ fn conditions(expect: &[String], family: Option<&str>, rule_id: &str) -> String 
 
 /// The unit tests for every case of `fixtures/cases.toml`, in its order.
 pub fn unit_tests(root: &Path) -> Result<Vec<UnitTest>, ArtefactError> {
-    let path = root.join("fixtures/cases.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| ArtefactError::Io(path, e))?;
-    let cases: Cases = toml::from_str(&text).map_err(|e| ArtefactError::Cases(e.to_string()))?;
+    let cases = vmext_artefacts::fixtures::Manifest::read(root)?;
     let rule_id = vmext_engine::Rule::seed().rule_id;
     let mut out = Vec::new();
     for case in cases.case {
