@@ -26,6 +26,14 @@ pub mod fluent_bit;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "web"))]
 pub mod web;
 
+/// The browser API's fixed-shape objects (with their generated TypeScript declarations); built
+/// with the browser adapter, and natively for its tests.
+#[cfg(any(
+    test,
+    all(target_arch = "wasm32", target_os = "unknown", feature = "web")
+))]
+pub mod web_api;
+
 /// Test-only behaviour injected into the adapters (feature `test-hooks`): lets the host's tests
 /// prove that a trap or an endless loop inside the guest costs one record, not the scan.
 pub mod test_hooks {

@@ -15,12 +15,19 @@ use vmext_engine::documents::{
 use vmext_engine::{BuildError, Evaluation, Explanation, ProfileName, RuleError, RuleSource};
 use wasm_bindgen::prelude::*;
 
+use crate::web_api::{Profile, RuleFailure, RuleFailureKind, RuleInfo};
+
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_namespace = JSON, js_name = parse)]
     fn json_parse(text: &str) -> JsValue;
 }
 
+/// The fixed-shape objects' declarations, generated from their Rust types (`web_api`).
+#[wasm_bindgen(typescript_custom_section)]
+const API_TYPES: &str = crate::web_api::DECLARATIONS;
+
+/// The per-record results: the engine's canonical result objects, with a few conveniences.
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = r#"
 /** A clause of the explanation: whether it held, and the values it saw. */
@@ -61,34 +68,6 @@ export type DocumentResult =
   | { records: Record<string, unknown>[] }
   | { failed: string };
 
-/** A rule that could not be loaded. */
-export interface RuleFailure {
-  kind:
-    | "invalid-rule"
-    | "unsupported-rule-type"
-    | "unsupported-language"
-    | "query-syntax"
-    | "invalid-profile"
-    | "invalid-exceptions";
-  message: string;
-  /** Byte offset of a query syntax error in the query text. */
-  offset?: number;
-}
-
-/** The rule a detector runs. */
-export interface RuleInfo {
-  ruleId: string;
-  name: string;
-  description: string;
-  severity: string;
-  riskScore: number;
-  query: string;
-  profile: "faithful" | "hardened";
-  exceptionItems: number;
-  tactics: string[];
-  techniques: string[];
-  warnings: string[];
-}
 "#;
 
 /// A compiled rule.
@@ -97,47 +76,46 @@ pub struct Detector {
     inner: vmext_engine::Detector,
 }
 
+fn to_js(value: &impl serde::Serialize) -> JsValue {
+    match serde_json::to_string(value) {
+        Ok(json) => json_parse(&json),
+        // The API's own types always serialise; say so rather than hand back nothing.
+        Err(e) => JsValue::from_str(&format!("cannot serialise the result: {e}")),
+    }
+}
+
 fn build_failure(e: &BuildError) -> JsValue {
     let kind = match e {
         BuildError::Rule(rule) => return rule_failure(rule),
-        BuildError::Profile(_) => "invalid-profile",
-        BuildError::Exceptions(_) => "invalid-exceptions",
+        BuildError::Profile(_) => RuleFailureKind::InvalidProfile,
+        BuildError::Exceptions(_) => RuleFailureKind::InvalidExceptions,
     };
-    let mut json = format!("{{\"kind\":\"{kind}\",\"message\":");
-    vmext_json::write_escaped_str(&mut json, &e.to_string());
-    json.push('}');
-    json_parse(&json)
+    to_js(&RuleFailure {
+        kind,
+        message: e.to_string(),
+        offset: None,
+    })
 }
 
 fn rule_failure(e: &RuleError) -> JsValue {
     let (kind, offset) = match e {
-        RuleError::Toml(_) => ("invalid-rule", None),
-        RuleError::UnsupportedType(_) => ("unsupported-rule-type", None),
-        RuleError::UnsupportedLanguage(_) => ("unsupported-language", None),
-        RuleError::QuerySyntax(s) => ("query-syntax", Some(s.offset)),
+        RuleError::Toml(_) => (RuleFailureKind::InvalidRule, None),
+        RuleError::UnsupportedType(_) => (RuleFailureKind::UnsupportedRuleType, None),
+        RuleError::UnsupportedLanguage(_) => (RuleFailureKind::UnsupportedLanguage, None),
+        RuleError::QuerySyntax(s) => (
+            RuleFailureKind::QuerySyntax,
+            Some(u32::try_from(s.offset).unwrap_or(u32::MAX)),
+        ),
     };
     let message = match e {
         RuleError::QuerySyntax(s) => s.message.clone(),
         other => other.to_string(),
     };
-    let mut json = format!("{{\"kind\":\"{kind}\",\"message\":");
-    vmext_json::write_escaped_str(&mut json, &message);
-    if let Some(offset) = offset {
-        json.push_str(&format!(",\"offset\":{offset}"));
-    }
-    json.push('}');
-    json_parse(&json)
-}
-
-fn strings(out: &mut String, items: impl IntoIterator<Item = String>) {
-    out.push('[');
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        vmext_json::write_escaped_str(out, &item);
-    }
-    out.push(']');
+    to_js(&RuleFailure {
+        kind,
+        message,
+        offset,
+    })
 }
 
 /// The first value seen by a clause on a field ending in `principal_type`.
@@ -226,46 +204,36 @@ impl Detector {
     pub fn rule(&self) -> JsValue {
         let rule = self.inner.rule();
         let query = self.inner.query();
-        let mut json = String::from("{\"ruleId\":");
-        vmext_json::write_escaped_str(&mut json, &rule.rule_id);
-        json.push_str(",\"name\":");
-        vmext_json::write_escaped_str(&mut json, &rule.name);
-        json.push_str(",\"description\":");
-        vmext_json::write_escaped_str(&mut json, &rule.description);
-        json.push_str(",\"severity\":");
-        vmext_json::write_escaped_str(&mut json, &rule.severity);
-        json.push_str(&format!(",\"riskScore\":{},\"query\":", rule.risk_score));
-        vmext_json::write_escaped_str(&mut json, query.source());
-        json.push_str(&format!(
-            ",\"profile\":\"{}\",\"exceptionItems\":{}",
-            self.inner.profile().as_str(),
-            self.inner.exceptions().items().len()
-        ));
-        json.push_str(",\"tactics\":");
-        strings(
-            &mut json,
-            rule.threat
+        to_js(&RuleInfo {
+            rule_id: rule.rule_id.clone(),
+            name: rule.name.clone(),
+            description: rule.description.clone(),
+            severity: rule.severity.clone(),
+            risk_score: rule.risk_score,
+            query: query.source().to_owned(),
+            profile: match self.inner.profile() {
+                ProfileName::Faithful => Profile::Faithful,
+                ProfileName::Hardened => Profile::Hardened,
+            },
+            exception_items: u32::try_from(self.inner.exceptions().items().len())
+                .unwrap_or(u32::MAX),
+            tactics: rule
+                .threat
                 .iter()
-                .map(|t| format!("{} {}", t.tactic.id, t.tactic.name)),
-        );
-        json.push_str(",\"techniques\":");
-        strings(
-            &mut json,
-            rule.threat
+                .map(|t| format!("{} {}", t.tactic.id, t.tactic.name))
+                .collect(),
+            techniques: rule
+                .threat
                 .iter()
                 .flat_map(|t| &t.techniques)
-                .map(|t| format!("{} {}", t.id, t.name)),
-        );
-        json.push_str(",\"warnings\":");
-        strings(
-            &mut json,
-            query
+                .map(|t| format!("{} {}", t.id, t.name))
+                .collect(),
+            warnings: query
                 .warnings()
                 .iter()
-                .map(|w| format!("{}: {}", w.span.start, w.message)),
-        );
-        json.push('}');
-        json_parse(&json)
+                .map(|w| format!("{}: {}", w.span.start, w.message))
+                .collect(),
+        })
     }
 
     /// Evaluates exactly one JSON document given as bytes (which need not be UTF-8), as the
