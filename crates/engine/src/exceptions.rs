@@ -22,6 +22,14 @@
 //! Value-list entries (`type: list`) need the contents of an Elasticsearch value list, which a
 //! pipeline filter does not have: they are a load error, never an item that silently matches
 //! nothing (which would let alerts through) or everything (which would hide them).
+//!
+//! The reader is written over the project's own JSON value rather than derived with serde, a
+//! decision with three reasons: a tuning file must be read unambiguously, and only
+//! `vmext_json` sees repeated keys (serde_json keeps the last silently); every error names the
+//! item and the entry and explains Kibana's semantics where a derived reader would say
+//! "unknown variant"; and a serde derive over `vmext_json::Value` would need a `Deserializer`
+//! of its own for the same checks, so more code, not less, in a crate that also runs inside
+//! the Fluent Bit module.
 
 use vmext_json::Value;
 use vmext_kql::ast::{Literal, LiteralKind};
