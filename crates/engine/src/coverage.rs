@@ -128,7 +128,10 @@ impl Coverage {
                 return Err(CoverageError(format!("rule pattern {p:?}")));
             }
         }
-        if !coverage.operations.iter().any(|o| o.channel == Channel::Extension)
+        if !coverage
+            .operations
+            .iter()
+            .any(|o| o.channel == Channel::Extension)
             || coverage.handlers.is_empty()
         {
             return Err(CoverageError(
@@ -170,21 +173,24 @@ impl Coverage {
             .collect()
     }
 
-    /// The resource-id patterns: the rule's own, then `*/EXTENSIONS/NAME` for each default
-    /// instance name that none of the rule's `*CORE*` patterns already covers.
-    pub fn id_patterns(&self) -> Vec<String> {
+    /// `*/EXTENSIONS/NAME` for each default instance name that none of the rule's `*CORE*`
+    /// patterns already covers, in table order.
+    pub fn default_name_patterns(&self) -> Vec<String> {
         let cores: Vec<String> = self
             .rule_id_patterns
             .iter()
             .filter(|p| p.len() > 2 && p.starts_with('*') && p.ends_with('*'))
             .map(|p| p.trim_matches('*').to_ascii_uppercase())
             .collect();
-        let mut out = self.rule_id_patterns.clone();
+        let mut out: Vec<String> = Vec::new();
         for h in &self.handlers {
             for name in &h.default_names {
                 let tail = format!("/EXTENSIONS/{}", name.to_ascii_uppercase());
                 let pattern = format!("*{tail}");
-                if !cores.iter().any(|c| tail.contains(c.as_str())) && !out.contains(&pattern) {
+                if !cores.iter().any(|c| tail.contains(c.as_str()))
+                    && !out.contains(&pattern)
+                    && !self.rule_id_patterns.contains(&pattern)
+                {
                     out.push(pattern);
                 }
             }
@@ -193,7 +199,12 @@ impl Coverage {
     }
 
     /// The hardened query, in KQL: user (or group) principals, successes, and either an
-    /// extension write naming a handler (by request body or id) or a run command.
+    /// extension write naming a handler or a run command.
+    ///
+    /// An extension names a handler by the request body's publisher and type when the body is
+    /// logged (the ground truth: a monitoring agent installed under a handler's default name
+    /// stays quiet), else by a default instance name; the rule's own id patterns hold either
+    /// way, so the profile alerts on everything the rule alerts on.
     pub fn query_text(&self) -> String {
         let mut q = String::new();
         q.push_str("data_stream.dataset:azure.activitylogs and\n");
@@ -217,7 +228,7 @@ impl Coverage {
             &quoted(self.operations_of(Channel::Extension)),
         );
         q.push_str("        ) and\n        (\n            azure.resource.id:(\n");
-        list(&mut q, "                ", &self.id_patterns());
+        list(&mut q, "                ", &self.rule_id_patterns);
         q.push_str("            ) or\n");
         // One clause per publisher, its types in table order.
         let mut publishers: Vec<&str> = Vec::new();
@@ -241,7 +252,17 @@ impl Coverage {
                 )
             })
             .collect();
+        let defaults = self.default_name_patterns();
+        let last = if defaults.is_empty() { "" } else { " or" };
         list(&mut q, "            ", &clauses);
+        q.pop();
+        q.push_str(last);
+        q.push('\n');
+        if !defaults.is_empty() {
+            q.push_str("            (not vmext.extension.type:* and azure.resource.id:(\n");
+            list(&mut q, "                ", &defaults);
+            q.push_str("            ))\n");
+        }
         q.push_str("        )\n    )");
         let run = self.operations_of(Channel::RunCommand);
         if !run.is_empty() {
@@ -255,9 +276,8 @@ impl Coverage {
 
     /// The table as Markdown, for the README: operations, then handlers, each with its source.
     pub fn markdown(&self) -> String {
-        let mut out = String::from(
-            "| Operation | Resource type | Alerts on | Source |\n|---|---|---|---|\n",
-        );
+        let mut out =
+            String::from("| Operation | Resource type | Alerts on | Source |\n|---|---|---|---|\n");
         for o in &self.operations {
             let what = match o.channel {
                 Channel::Extension => "a handler below (request body or instance name)",
@@ -327,7 +347,9 @@ mod tests {
         );
         let q = Coverage::from_toml(&text).unwrap().query_text();
         assert!(q.contains("*/EXTENSIONS/RUNNER-X"));
-        assert!(q.contains("vmext.extension.publisher:\"Example.Pub\" and vmext.extension.type:(Runner)"));
+        assert!(q.contains(
+            "vmext.extension.publisher:\"Example.Pub\" and vmext.extension.type:(Runner)"
+        ));
         vmext_kql::Query::parse(&q).unwrap();
     }
 
@@ -339,10 +361,9 @@ mod tests {
 
     #[test]
     fn default_names_covered_by_a_rule_pattern_are_not_repeated() {
-        let ids = Coverage::seed().id_patterns();
+        let ids = Coverage::seed().default_name_patterns();
         assert!(!ids.contains(&"*/EXTENSIONS/VMACCESSAGENT".to_owned()));
         assert!(ids.contains(&"*/EXTENSIONS/ENABLEVMACCESS".to_owned()));
         assert!(ids.contains(&"*/EXTENSIONS/DSC".to_owned()));
-        assert_eq!(ids.first().map(String::as_str), Some("*VMACCESSAGENT*"));
     }
 }

@@ -226,8 +226,7 @@ impl Detector {
             }
         };
         let template = AlertTemplate::new(&rule);
-        let mut family_clauses = positive_clauses_on(root, FAMILY_FIELD);
-        family_clauses.extend(positive_clauses_on(root, EXTENSION_TYPE_FIELD));
+        let family_clauses = positive_clauses_on(root, &[FAMILY_FIELD, EXTENSION_TYPE_FIELD]);
         Detector {
             rule,
             hardening,
@@ -335,7 +334,7 @@ impl Detector {
     }
 
     /// The clauses whose first matching literal names an alert's extension family: positive
-    /// `azure.resource.id:…` clauses (then, in the hardened profile, `vmext.extension.type:…`
+    /// `azure.resource.id:…` clauses (and, in the hardened profile, `vmext.extension.type:…`
     /// ones), in query order. Translations into other languages name families the same way.
     pub fn family_clauses(&self) -> &[FieldMatch] {
         &self.family_clauses
@@ -526,14 +525,16 @@ pub fn family_name(literal: &vmext_kql::ast::Literal) -> String {
         .to_owned()
 }
 
-/// `field:…` clauses on `field` that are not under a `not`, in query order.
-fn positive_clauses_on(root: &Node, field: &str) -> Vec<FieldMatch> {
+/// `field:…` clauses on any of `fields` that are not under a `not`, in query order.
+fn positive_clauses_on(root: &Node, fields: &[&str]) -> Vec<FieldMatch> {
     let mut out = Vec::new();
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
         match node {
             Node::And(items) | Node::Or(items) => stack.extend(items.iter().rev()),
-            Node::Match(m) if m.field.pattern.is_none() && m.field.name == field => {
+            Node::Match(m)
+                if m.field.pattern.is_none() && fields.contains(&m.field.name.as_str()) =>
+            {
                 out.push(m.clone())
             }
             _ => {}

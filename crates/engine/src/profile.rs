@@ -194,7 +194,10 @@ impl Profile {
 
     /// The seed rule's hardened profile, its query generated from the coverage table.
     pub fn seed_hardened() -> Profile {
-        match Profile::from_toml_with_coverage(SEED_HARDENED_TOML, crate::coverage::SEED_COVERAGE_TOML) {
+        match Profile::from_toml_with_coverage(
+            SEED_HARDENED_TOML,
+            crate::coverage::SEED_COVERAGE_TOML,
+        ) {
             Ok(profile) => profile,
             // The files are part of the build and a test loads them; this cannot be reached.
             Err(e) => unreachable!("the shipped hardened profile does not load: {e}"),
