@@ -342,3 +342,14 @@ fn every_coverage_row_has_a_source_and_a_fixture() {
         );
     }
 }
+
+/// The README's coverage table is the coverage file's. Run with `VMEXT_BLESS=1` to rewrite it.
+#[test]
+fn readme_coverage_table_is_current() {
+    vmext_test_support::check_readme_section(
+        "<!-- coverage:begin (generated from rules/azure_vm_extension_deployment_by_user.coverage.toml) -->\n",
+        "<!-- coverage:end -->",
+        &Coverage::seed().markdown(),
+        "cargo test -p vmext-engine --test fixtures",
+    );
+}
