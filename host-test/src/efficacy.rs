@@ -259,12 +259,16 @@ fn with_run_command(e: &mut Event, rng: &mut Rng) {
     let which = rng.next() % 6;
     let (target, op) = match which {
         0..=3 => {
-            let target = if which % 2 == 0 {
+            let target = if which.is_multiple_of(2) {
                 Target::Vm
             } else {
                 Target::ScaleSetInstance
             };
-            (target, SIBLING_RUN_COMMAND_OPERATIONS[which as usize % 4])
+            let op = SIBLING_RUN_COMMAND_OPERATIONS
+                .get(which as usize)
+                .copied()
+                .unwrap_or(STRATUS_RUN_COMMAND);
+            (target, op)
         }
         4 => (Target::Vm, STRATUS_RUN_COMMAND),
         _ => (
