@@ -52,9 +52,11 @@ COMMANDS:
             directory, and a missing one is an error, as in Fluent Bit (so the module reads
             /etc/vmext/exceptions.json from /etc/vmext, or from etc/vmext or . relative).
     efficacy
-            Generate an adversarial corpus (every evasion the hardened profile closes) and a
-            benign one (ordinary activity, known-good automation), N records of each kind
-            (default 500) in both shapes, and print each profile's alerts as a Markdown table.
+            Generate an adversarial corpus (each category of running code on a machine through
+            Azure's control plane, from independent sources) and a benign one (look-alikes:
+            service principals, reads and deletes, failures, monitoring and security agents), N
+            records of each kind (default 500) in both shapes, and print each profile's recall
+            and false positives as a Markdown table.
 
 OPTIONS:
     --rule FILE.toml    Run this Elastic detection-rules TOML file (type query, language kuery)
