@@ -30,9 +30,11 @@ enum Command {
     /// Write a deterministic synthetic corpus (NDJSON) to stdout: ECS records of about 1 KB or
     /// raw export records of about 1.8 KB.
     Generate(GenerateArgs),
-    /// Generate an adversarial corpus (every evasion the hardened profile closes) and a benign
-    /// one (ordinary activity, known-good automation), N records of each kind in both shapes,
-    /// and print each profile's alerts as a Markdown table.
+    /// Generate an adversarial corpus (each category of running code on a machine through
+    /// Azure's control plane, from independent sources) and a benign one (look-alikes: service
+    /// principals, reads and deletes, failures, monitoring and security agents), N records of
+    /// each kind in both shapes, and print each profile's recall and false positives as a
+    /// Markdown table.
     Efficacy(EfficacyArgs),
     /// Run the Fluent Bit module on NDJSON records exactly as Fluent Bit's wasm filter calls it
     /// (an emulation of its calling convention under wasmtime, not Fluent Bit): each record

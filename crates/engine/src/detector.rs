@@ -185,7 +185,9 @@ impl Detector {
                 // Folded fields are in the text up to ASCII case; derived fields (decoded from
                 // a string inside the record) may not be in it at all.
                 let adjust = |field: &str, base: Presence| {
-                    if field.starts_with("vmext.") {
+                    if field == BODY_KEY_FIELD {
+                        Presence::CaseInsensitive
+                    } else if field.starts_with("vmext.") {
                         Presence::Opaque
                     } else if base == Presence::Verbatim
                         && profile.case_insensitive_fields.iter().any(|f| f == field)
@@ -197,6 +199,7 @@ impl Detector {
                 };
                 let ecs = |f: &str| adjust(f, ecs_presence(f));
                 let raw = |f: &str| adjust(f, raw_presence(f));
+                let root = &request_body_stands_in(root);
                 Requirement::any_shape(vec![
                     Requirement::derive(root, &ecs),
                     Requirement::derive(root, &raw),
@@ -204,8 +207,7 @@ impl Detector {
             }
         };
         let template = AlertTemplate::new(&rule);
-        let mut family_clauses = positive_clauses_on(root, FAMILY_FIELD);
-        family_clauses.extend(positive_clauses_on(root, EXTENSION_TYPE_FIELD));
+        let family_clauses = positive_clauses_on(root, &[FAMILY_FIELD, EXTENSION_TYPE_FIELD]);
         Detector {
             rule,
             hardening,
@@ -313,7 +315,7 @@ impl Detector {
     }
 
     /// The clauses whose first matching literal names an alert's extension family: positive
-    /// `azure.resource.id:…` clauses (then, in the hardened profile, `vmext.extension.type:…`
+    /// `azure.resource.id:…` clauses (and, in the hardened profile, `vmext.extension.type:…`
     /// ones), in query order. Translations into other languages name families the same way.
     pub fn family_clauses(&self) -> &[FieldMatch] {
         &self.family_clauses
@@ -514,14 +516,45 @@ pub fn family_name(literal: &vmext_kql::ast::Literal) -> String {
         .to_owned()
 }
 
-/// `field:…` clauses on `field` that are not under a `not`, in query order.
-fn positive_clauses_on(root: &Node, field: &str) -> Vec<FieldMatch> {
+/// A pseudo-field for the prefilter: the text of the request body's key.
+const BODY_KEY_FIELD: &str = "vmext.prefilter.request_body_key";
+
+/// The query the hardened prefilter is derived from: each clause on a field derived from the
+/// request body becomes a clause requiring the body's key. A record the engine derives an
+/// extension type or publisher from has a request body at
+/// `azure.activitylogs.properties.requestBody` (or `requestbody`), so its text holds that key
+/// (as a key of its own or the end of a dotted one) in some ASCII case and JSON spelling; the
+/// values inside the body may be escaped twice over, so they are not required.
+fn request_body_stands_in(root: &Node) -> Node {
+    let Ok(stand_in) = Query::parse(&format!("{BODY_KEY_FIELD}:*REQUESTBODY*")) else {
+        return root.clone();
+    };
+    let stand_in = stand_in.root().clone();
+    let mut out = root.clone();
+    let mut stack = vec![&mut out];
+    while let Some(node) = stack.pop() {
+        match node {
+            Node::And(items) | Node::Or(items) => stack.extend(items.iter_mut()),
+            Node::Not(inner) => stack.push(inner),
+            Node::Match(m) if m.field.name.starts_with("vmext.extension.") => {
+                *node = stand_in.clone();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `field:…` clauses on any of `fields` that are not under a `not`, in query order.
+fn positive_clauses_on(root: &Node, fields: &[&str]) -> Vec<FieldMatch> {
     let mut out = Vec::new();
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
         match node {
             Node::And(items) | Node::Or(items) => stack.extend(items.iter().rev()),
-            Node::Match(m) if m.field.pattern.is_none() && m.field.name == field => {
+            Node::Match(m)
+                if m.field.pattern.is_none() && fields.contains(&m.field.name.as_str()) =>
+            {
                 out.push(m.clone())
             }
             _ => {}

@@ -18,6 +18,7 @@
 
 pub mod alert;
 pub mod azure;
+pub mod coverage;
 mod detector;
 pub mod documents;
 pub mod exceptions;
@@ -27,6 +28,7 @@ pub mod timestamp;
 
 pub use alert::Alert;
 pub use azure::Shape;
+pub use coverage::Coverage;
 pub use detector::{
     BuildError, Detector, Evaluation, FAMILY_FIELD, Outcome, RecordError, RuleSource, Verdict,
     family_name,

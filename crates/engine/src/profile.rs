@@ -3,7 +3,9 @@
 //! The **faithful** profile is the rule exactly as Elastic evaluates it. A **hardened** profile
 //! is an opt-in variant, kept in a TOML file next to the rule (its one source of truth), made of:
 //!
-//! * a query, written in KQL like the rule's own;
+//! * a query, written in KQL like the rule's own; the seed rule's is generated from its coverage
+//!   table ([`crate::coverage`]), the data listing the operations and extension handlers that run
+//!   code on a machine;
 //! * fields compared ASCII-case-insensitively: their values are upper-cased in the view the
 //!   query runs on, and the query's values on those fields are upper-cased to match
 //!   ([`vmext_kql::Query::fold_case`]). Only ASCII letters change, so the literal prefilter
@@ -120,14 +122,27 @@ struct ProfileFile {
     profile: String,
     summary: String,
     case_insensitive_fields: Vec<String>,
-    query: String,
+    #[serde(default)]
+    query: Option<String>,
     #[serde(default, rename = "change")]
     changes: Vec<Change>,
 }
 
 impl Profile {
-    /// Loads a hardened profile from its TOML text.
+    /// Loads a hardened profile from its TOML text, which must contain its query.
     pub fn from_toml(text: &str) -> Result<Profile, ProfileError> {
+        Profile::load(text, None)
+    }
+
+    /// Loads a hardened profile whose query is generated from a coverage table; the profile's
+    /// file must then not have a query of its own.
+    pub fn from_toml_with_coverage(text: &str, coverage: &str) -> Result<Profile, ProfileError> {
+        let coverage = crate::coverage::Coverage::from_toml(coverage)
+            .map_err(|e| ProfileError::Toml(e.to_string()))?;
+        Profile::load(text, Some(coverage.query_text()))
+    }
+
+    fn load(text: &str, generated: Option<String>) -> Result<Profile, ProfileError> {
         let file: ProfileFile =
             toml::from_str(text).map_err(|e| ProfileError::Toml(e.message().to_owned()))?;
         if file.profile != "hardened" {
@@ -136,7 +151,18 @@ impl Profile {
                 file.profile
             )));
         }
-        let query = Query::parse(&file.query).map_err(ProfileError::QuerySyntax)?;
+        let source = match (file.query, generated) {
+            (Some(q), None) => q,
+            (None, Some(q)) => q,
+            (None, None) => return Err(ProfileError::Toml("missing key `query`".to_owned())),
+            (Some(_), Some(_)) => {
+                return Err(ProfileError::Toml(
+                    "`query` is generated from the coverage table; remove it from the profile"
+                        .to_owned(),
+                ));
+            }
+        };
+        let query = Query::parse(&source).map_err(ProfileError::QuerySyntax)?;
         Ok(Profile {
             rule_id: file.rule_id,
             summary: file.summary.trim().to_owned(),
@@ -146,11 +172,14 @@ impl Profile {
         })
     }
 
-    /// The seed rule's hardened profile.
+    /// The seed rule's hardened profile, its query generated from the coverage table.
     pub fn seed_hardened() -> Profile {
-        match Profile::from_toml(SEED_HARDENED_TOML) {
+        match Profile::from_toml_with_coverage(
+            SEED_HARDENED_TOML,
+            crate::coverage::SEED_COVERAGE_TOML,
+        ) {
             Ok(profile) => profile,
-            // The file is part of the build and a test loads it; this cannot be reached.
+            // The files are part of the build and a test loads them; this cannot be reached.
             Err(e) => unreachable!("the shipped hardened profile does not load: {e}"),
         }
     }
@@ -295,7 +324,7 @@ mod tests {
         assert_eq!(text(EXTENSION_TYPE_FIELD), ["CUSTOMSCRIPT"]);
         assert_eq!(
             text(EXTENSION_PUBLISHER_FIELD),
-            ["Microsoft.Azure.Extensions"]
+            ["MICROSOFT.AZURE.EXTENSIONS"]
         );
     }
 
@@ -327,10 +356,16 @@ mod tests {
         );
         let bad = SEED_HARDENED_TOML.replace("profile = \"hardened\"", "profile = \"loose\"");
         assert!(
-            Profile::from_toml(&bad)
+            Profile::from_toml_with_coverage(&bad, crate::coverage::SEED_COVERAGE_TOML)
                 .unwrap_err()
                 .to_string()
                 .contains("\"loose\"")
+        );
+        assert!(
+            Profile::from_toml(SEED_HARDENED_TOML)
+                .unwrap_err()
+                .to_string()
+                .contains("query")
         );
     }
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use vmext_artefacts::fixtures::{Case, Manifest};
-use vmext_engine::{Detector, Outcome, Profile, ProfileName, Verdict};
+use vmext_engine::{Coverage, Detector, Outcome, Profile, ProfileName, Verdict};
 
 /// A case's verdicts and family in `profile`.
 fn expected(case: &Case, profile: ProfileName) -> (&[String], Option<&str>) {
@@ -225,6 +225,109 @@ fn readme_hardened_changes_are_current() {
         "<!-- hardened-changes:begin (generated from rules/azure_vm_extension_deployment_by_user.hardened.toml) -->\n",
         "<!-- hardened-changes:end -->",
         &hardened_changes_list(),
+        "cargo test -p vmext-engine --test fixtures",
+    );
+}
+
+/// What a fixture's records say about the channel: their operation names and the extension
+/// handlers (publisher, type) their request bodies name, upper-cased.
+fn operations_and_handlers(text: &[u8]) -> (Vec<String>, Vec<(String, String)>) {
+    let doc = vmext_json::parse(text).unwrap();
+    let mut operations = Vec::new();
+    let mut handlers = Vec::new();
+    let mut bodies: Vec<String> = Vec::new();
+    let mut stack = vec![&doc];
+    while let Some(v) = stack.pop() {
+        match v {
+            vmext_json::Value::Array(items) => stack.extend(items),
+            vmext_json::Value::Object(members) => {
+                if let (Some(p), Some(t)) = (
+                    v.get("publisher").and_then(|v| v.as_str()),
+                    v.get("type").and_then(|v| v.as_str()),
+                ) {
+                    handlers.push((p.to_ascii_uppercase(), t.to_ascii_uppercase()));
+                }
+                for (key, value) in members {
+                    match (key.as_ref(), value) {
+                        ("operation_name" | "operationName", vmext_json::Value::String(s)) => {
+                            operations.push(s.to_ascii_uppercase())
+                        }
+                        ("requestBody" | "requestbody", vmext_json::Value::String(s)) => {
+                            bodies.push(s.to_string());
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    stack.push(value);
+                }
+            }
+            _ => {}
+        }
+    }
+    for body in bodies {
+        handlers.extend(operations_and_handlers(body.as_bytes()).1);
+    }
+    (operations, handlers)
+}
+
+/// The coverage table and the fixtures agree: every row names its source, every handler has a
+/// fixture whose request body names it and that the hardened profile alerts on and the faithful
+/// one misses, and so has every operation.
+#[test]
+fn every_coverage_row_has_a_source_and_a_fixture() {
+    let coverage = Coverage::seed();
+    assert_eq!(
+        coverage.rows_without_source(),
+        Vec::<String>::new(),
+        "rows without a source"
+    );
+    let faithful = Detector::seed_in(ProfileName::Faithful);
+    let hardened = Detector::seed_in(ProfileName::Hardened);
+    let alerts = |d: &Detector, text: &[u8]| {
+        d.explain(text)
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e.verdict, Verdict::Alert(_)))
+    };
+    let mut seen_handlers = BTreeSet::new();
+    let mut seen_operations = BTreeSet::new();
+    for case in manifest().case {
+        let text = std::fs::read(fixtures_dir().join(&case.file)).unwrap();
+        if !alerts(&hardened, &text) || alerts(&faithful, &text) {
+            continue;
+        }
+        let (operations, handlers) = operations_and_handlers(&text);
+        seen_operations.extend(operations);
+        seen_handlers.extend(handlers);
+    }
+    for h in &coverage.handlers {
+        let key = (
+            h.publisher.to_ascii_uppercase(),
+            h.kind.to_ascii_uppercase(),
+        );
+        assert!(
+            seen_handlers.contains(&key),
+            "handler {}/{} has no fixture that only the hardened profile alerts on",
+            h.publisher,
+            h.kind
+        );
+    }
+    for o in &coverage.operations {
+        assert!(
+            seen_operations.contains(&o.name.to_ascii_uppercase()),
+            "operation {} has no fixture that only the hardened profile alerts on",
+            o.name
+        );
+    }
+}
+
+/// The README's coverage table is the coverage file's. Run with `VMEXT_BLESS=1` to rewrite it.
+#[test]
+fn readme_coverage_table_is_current() {
+    vmext_test_support::check_readme_section(
+        "<!-- coverage:begin (generated from rules/azure_vm_extension_deployment_by_user.coverage.toml) -->\n",
+        "<!-- coverage:end -->",
+        &Coverage::seed().markdown(),
         "cargo test -p vmext-engine --test fixtures",
     );
 }

@@ -123,7 +123,34 @@ fn operation() -> impl Strategy<Value = T> {
         "microsoft.compute/virtualmachines/extensions/write",
         "Microsoft.Compute/virtualMachineScaleSets/extensions/write",
         "MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/DELETE",
+        "Microsoft.Compute/virtualMachines/runCommand/action",
+        "MICROSOFT.HYBRIDCOMPUTE/MACHINES/EXTENSIONS/WRITE",
+        "MICROSOFT.COMPUTE/VIRTUALMACHINESCALESETS/VIRTUALMACHINES/RUNCOMMANDS/WRITE",
     ])
+}
+
+/// A request body naming an extension handler (publisher and type), as an object or as a
+/// JSON string, or none.
+fn request_body() -> impl Strategy<Value = Option<T>> {
+    let pairs = vec![
+        ("Microsoft.Azure.Extensions", "CustomScript"),
+        ("microsoft.cplat.core", "runcommandhandlerlinux"),
+        ("Microsoft.Azure.Monitor", "AzureMonitorLinuxAgent"),
+        ("Contoso", "CustomScript"),
+    ];
+    (proptest::sample::select(pairs), 0u8..3).prop_map(|((publisher, kind), how)| {
+        let properties = T::O(vec![
+            ("publisher".to_owned(), T::S(publisher.to_owned())),
+            ("type".to_owned(), T::S(kind.to_owned())),
+        ]);
+        match how {
+            0 => None,
+            1 => Some(T::O(vec![("properties".to_owned(), properties)])),
+            _ => Some(T::S(format!(
+                r#"{{"properties":{{"publisher":"{publisher}","type":"{kind}"}}}}"#
+            ))),
+        }
+    })
 }
 
 fn principal() -> impl Strategy<Value = T> {
@@ -141,6 +168,8 @@ fn resource_id() -> impl Strategy<Value = T> {
         "customscriptextension",
         "AZUREMONITORAGENT",
         "RÉSUMÉ/\"Q\"\\",
+        "enablevmaccess",
+        "BOOTSTRAP",
     ])
     .prop_map(move |t| match t {
         T::S(s) => T::S(format!("{prefix}{s}")),
@@ -166,9 +195,18 @@ fn ecs_doc() -> impl Strategy<Value = T> {
         resource_id(),
         value(vec!["azure.activitylogs", "azure.platformlogs"]),
         proptest::bits::u8::ANY,
+        request_body(),
     )
-        .prop_map(|(op, principal, outcome, id, dataset, layout)| {
+        .prop_map(|(op, principal, outcome, id, dataset, layout, body)| {
             let mut members = Vec::new();
+            if let Some(body) = body {
+                let key = if layout & (1 << 4) != 0 {
+                    "azure.activitylogs.properties.requestBody"
+                } else {
+                    "azure.activitylogs.properties.requestbody"
+                };
+                members.push((key.to_owned(), body));
+            }
             let dotted = |bit: u8| layout & (1 << bit) != 0;
             if dotted(0) {
                 members.push(("azure.activitylogs.operation_name".to_owned(), op));
@@ -227,9 +265,10 @@ fn raw_doc() -> impl Strategy<Value = T> {
         resource_id(),
         value(vec!["Administrative", "administrative", "AuditEvent"]),
         any::<bool>(),
+        request_body(),
     )
-        .prop_map(|(op, principal, result, id, category, envelope)| {
-            let record = T::O(vec![
+        .prop_map(|(op, principal, result, id, category, envelope, body)| {
+            let mut record = vec![
                 ("time".to_owned(), T::S("2026-01-01T00:00:00Z".to_owned())),
                 ("operationName".to_owned(), op),
                 ("resultType".to_owned(), result),
@@ -245,7 +284,14 @@ fn raw_doc() -> impl Strategy<Value = T> {
                         )]),
                     )]),
                 ),
-            ]);
+            ];
+            if let Some(body) = body {
+                record.push((
+                    "properties".to_owned(),
+                    T::O(vec![("requestbody".to_owned(), body)]),
+                ));
+            }
+            let record = T::O(record);
             if envelope {
                 T::O(vec![(
                     "records".to_owned(),
