@@ -9,8 +9,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vmext_engine::{Detector, Outcome, ProfileName, Verdict};
 use host_test::generate::{CorpusShape, CorpusSpec, generate};
+use vmext_engine::{Detector, Outcome, ProfileName, Verdict};
 
 fn corpus(shape: CorpusShape) -> Vec<u8> {
     let spec = CorpusSpec {
