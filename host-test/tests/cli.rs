@@ -119,3 +119,26 @@ fn flags_belong_to_their_subcommand() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("between 0 and 1"), "{err}");
 }
+
+/// A full stdout ends the harness's commands with status 2 and a message naming stdout, never
+/// a panic (as the shipped command).
+#[test]
+fn harness_stdout_write_errors_are_reported_not_panics() {
+    for args in [
+        &["efficacy", "--records", "2"][..],
+        &["generate", "--records", "50"][..],
+        &["--help"][..],
+    ] {
+        let full = std::fs::File::create("/dev/full").unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_host-test"))
+            .args(args)
+            .current_dir(vmext_test_support::repo_root())
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.contains("stdout"), "{args:?}: {err}");
+    }
+}
