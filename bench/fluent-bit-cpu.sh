@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # CPU time per record in the real Fluent Bit: tail -> filter -> null over a generated ECS corpus
 # (records of about 1 KB), for no filter, a pass-through wasm function (the host's own cost of a
-# call), Fluent Bit's grep and lua filters doing the rule's cheapest test, and each function the
-# module exports. Prints a Markdown table.
+# call), Fluent Bit's grep and lua filters doing the rule's cheapest test, each function the
+# module exports, and the module compiled ahead of time by wamrc (`cargo xtask aot`, which builds
+# wamrc first when it is not built yet: minutes) in two modes. Prints a Markdown table.
 #
-#   bench/fluent-bit-cpu.sh            RECORDS=200000 ROUNDS=3 by default
+#   bench/fluent-bit-cpu.sh            RECORDS=200000 ROUNDS=3 AOT=1 by default
+#   AOT=0 bench/fluent-bit-cpu.sh      without the AOT rows (no wamrc needed)
 #
 # The binary is $FLUENT_BIT, else fluent-bit on PATH, else ../shared/bin/fluent-bit. Each figure
 # is the median over ROUNDS runs of the process's user + system CPU time (GNU time) divided by
@@ -15,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${RECORDS:-200000}
 ROUNDS=${ROUNDS:-3}
+AOT=${AOT:-1}
 export LC_ALL=C
 
 FB=${FLUENT_BIT:-$(command -v fluent-bit || echo ../shared/bin/fluent-bit)}
@@ -28,6 +31,11 @@ cargo build --quiet -p vmext-guest --target wasm32-wasip1 --profile wasm-release
     --features test-hooks --target-dir target/test-hooks >&2
 MODULE=$PWD/target/wasm32-wasip1/wasm-release/vmext_guest.wasm
 HOOKS=$PWD/target/test-hooks/wasm32-wasip1/wasm-release/vmext_guest.wasm
+AOT_MODULE=$PWD/target/aot/vmext_guest.$(uname -m).aot
+if [[ $AOT == 1 ]]; then
+    say "compiling the module ahead of time (cargo xtask aot)"
+    cargo xtask aot >&2
+fi
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -92,6 +100,11 @@ add "lua (string.find on the operation name)" \
 for f in vmext_alerts vmext_annotate vmext_alerts_hardened vmext_annotate_hardened; do
     add "wasm, \`$f\`" "$(wasm "$MODULE" "$f")"
 done
+if [[ $AOT == 1 ]]; then
+    for f in vmext_alerts vmext_annotate; do
+        add "AOT (\`$(basename "$AOT_MODULE")\`), \`$f\`" "$(wasm "$AOT_MODULE" "$f")"
+    done
+fi
 
 cpu_seconds() { # config file -> user+sys seconds
     local t
@@ -103,6 +116,7 @@ cpu_seconds() { # config file -> user+sys seconds
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+LOAD_BEFORE=$(cut -d ' ' -f 1-3 /proc/loadavg)
 echo "| filter | CPU per record (median of $ROUNDS) | over no filter |"
 echo "|---|---|---|"
 BASE=""
@@ -118,4 +132,5 @@ for i in "${!NAMES[@]}"; do
     echo "| ${NAMES[$i]} | $us µs | $over |"
 done
 echo
-echo "$RECORDS ECS records, $BYTES bytes; $("$FB" --version | head -n 1); $(nproc) cores."
+echo "$RECORDS ECS records, $BYTES bytes; $("$FB" --version | head -n 1); $(nproc) cores;" \
+    "load average before: $LOAD_BEFORE, after: $(cut -d ' ' -f 1-3 /proc/loadavg)."

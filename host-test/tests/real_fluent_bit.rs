@@ -343,6 +343,127 @@ fn every_fixture_and_a_mixed_corpus_through_every_function() {
     }
 }
 
+/// The Fluent Bit module compiled ahead of time for this machine's architecture
+/// (`target/aot/vmext_guest.<arch>.aot`), if it was compiled from the module that `wasm` (built
+/// from the current sources) holds. Compiling it needs `wamrc`, which takes minutes to build, so
+/// `cargo test` does not: `cargo xtask aot` and `cargo xtask test` do. Absent or stale, this
+/// prints a notice and gives `None`; under `CI=true` it fails.
+fn aot_module(wasm: &Path) -> Option<PathBuf> {
+    use std::io::Write as _;
+    let aot = repo_root().join(vmext_artefacts::aot_path(std::env::consts::ARCH));
+    let source = std::fs::read(repo_root().join(vmext_artefacts::aot_source_path()));
+    let why = if !aot.is_file() {
+        "not built"
+    } else if source.ok() != Some(std::fs::read(wasm).unwrap()) {
+        "stale: compiled from another build of the module than the current sources give"
+    } else {
+        return Some(aot);
+    };
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(
+        !ci,
+        "{} is {why}; CI=true requires it (cargo xtask aot)",
+        aot.display()
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "notice: SKIPPED, {} is {why} (run cargo xtask aot)",
+        aot.display()
+    );
+    None
+}
+
+/// The AOT-compiled module, loaded by `wasm_path` alone, gives byte for byte what the
+/// interpreted module gives in the real Fluent Bit, in every mode, on every fixture and a mixed
+/// 4,000-record corpus: the same alerts, and every record kept in annotate mode. (The
+/// interpreted module's output is held to the engine by the test above.)
+#[test]
+fn the_aot_module_gives_what_the_wasm_module_gives() {
+    let Some(host) = host() else { return };
+    let Some(aot) = aot_module(&host.module) else {
+        return;
+    };
+    let aot_host = Host {
+        bin: host.bin.clone(),
+        module: aot,
+    };
+    let dir = TempDir::new("fb-aot");
+    let mut lines: Vec<Vec<u8>> = fixture_lines().into_iter().map(|(_, b)| b).collect();
+    lines.extend(mixed_corpus(2_000));
+    for mode in Mode::ALL {
+        let interpreted = host.records(dir.path(), &lines, Some(Filter::of(mode)));
+        let compiled = aot_host.records(dir.path(), &lines, Some(Filter::of(mode)));
+        assert_same_records(
+            &format!("{} AOT vs wasm", mode.function_name()),
+            &compiled,
+            &interpreted,
+        );
+        let alerts: usize = compiled
+            .iter()
+            .map(|r| r.matches("\"kind\":\"alert\"").count())
+            .sum();
+        assert!(alerts > 500, "{mode:?}: the corpus alerts ({alerts})");
+        if mode.annotates() {
+            assert_eq!(
+                compiled.len(),
+                lines.len(),
+                "{mode:?}: records in = records out"
+            );
+        }
+        eprintln!(
+            "{} (AOT): {} records in, {} out, {alerts} alerts, as interpreted",
+            mode.function_name(),
+            lines.len(),
+            compiled.len()
+        );
+    }
+    // What an operator sees with an AOT file from another WAMR version (the header's AOT format
+    // version, 5 in WAMR 2.4.1, changed to 4) or for another architecture: Fluent Bit refuses to
+    // start, and says why.
+    let mut other_version = std::fs::read(&aot_host.module).unwrap();
+    other_version[4..8].copy_from_slice(&4u32.to_le_bytes());
+    let other_arch = if std::env::consts::ARCH == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let other_arch = repo_root().join(vmext_artefacts::aot_path(other_arch));
+    let mut refused = vec![(
+        "another WAMR version",
+        other_version,
+        "unknown binary version",
+    )];
+    if let Ok(bytes) = std::fs::read(&other_arch) {
+        refused.push(("another architecture", bytes, "invalid target type"));
+    }
+    for (what, bytes, said) in refused {
+        let module = dir.path().join("refused.aot");
+        std::fs::write(&module, bytes).unwrap();
+        let refusing = Host {
+            bin: host.bin.clone(),
+            module,
+        };
+        let input = dir.path().join("input.ndjson");
+        let config = refusing.config(&input, Some(Filter::of(Mode::Annotate)));
+        let finished = refusing.run(dir.path(), &config);
+        assert_eq!(finished.code, Some(255), "{what}: {}", finished.stderr);
+        assert!(
+            finished.stderr.contains(said)
+                && finished.stderr.contains("filter initialization failed"),
+            "{what}: Fluent Bit does not say {said:?}:\n{}",
+            finished.stderr
+        );
+        eprintln!(
+            "an AOT file for {what}: exit 255, {}",
+            finished
+                .stderr
+                .lines()
+                .find(|l| l.contains(said))
+                .unwrap_or_default()
+        );
+    }
+}
+
 /// Hostile lines that `tail` can carry (one line each; the others are listed), and a few
 /// Fluent-Bit-specific ones (invalid escapes).
 /// Named inputs, and named inputs left out with the reason.

@@ -8,7 +8,13 @@
 //!   (Node), and short fuzzing runs. The workspace's tests include the Vector
 //!   artefacts in the real Vector (`crates/vrl-gen/tests/real_vector.rs`): it finds `vector`
 //!   through `$VECTOR`, `PATH` or `../shared/bin/`, skips with a notice without one, and fails
-//!   without one under `CI=true`.
+//!   without one under `CI=true`. Before them it compiles the Fluent Bit module ahead of time
+//!   for this machine (`aot`), which the AOT test in the real Fluent Bit loads.
+//! * `aot`: builds `wamrc` (WAMR's AOT compiler) from the WAMR sources the targeted Fluent Bit
+//!   vendors, read from `../shared/vendor/` (or `$VMEXT_SHARED/vendor/`), against Debian's
+//!   LLVM 14, once per WAMR version into `target/wamrc/`; then compiles the Fluent Bit module
+//!   into `target/aot/` for x86_64 and aarch64. cmake, make and `llvm-14-dev` are installed
+//!   with apt-get when missing.
 //!
 //! Each task installs what it needs first, so a clean clone on a new machine works:
 //! the wasm targets, the nightly toolchain for fuzzing, and the pinned wasm-bindgen CLI,
@@ -21,12 +27,14 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, anyhow, bail};
 use vmext_artefacts::Artefact;
 
-const USAGE: &str = "usage: cargo xtask <run|test|build>
+const USAGE: &str = "usage: cargo xtask <run|test|build|aot>
 
   run    build the component and vmext-detect, then scan the shipped fixtures through the
          component (alerts to stdout, summary to stderr)
   test   check formatting and lints, then run every test
   build  build every WebAssembly artefact (component, Fluent Bit filter) and vmext-detect
+  aot    build wamrc (WAMR's AOT compiler, from the sources Fluent Bit vendors) and compile
+         the Fluent Bit filter ahead of time into target/aot/ (x86_64, aarch64)
   playground
          build the browser playground and serve it on http://127.0.0.1:8080/
   fuzz [SECONDS]
@@ -63,6 +71,7 @@ fn main() -> ExitCode {
         "run" => run(),
         "test" => test(),
         "build" => build(),
+        "aot" => aot(),
         "playground" => playground(),
         "vrl" => vrl(),
         "fuzz" => {
@@ -392,22 +401,11 @@ fn playground() -> Result<()> {
 
 /// Chromium for the browser tests, from Debian's packages, when it is not there yet.
 fn ensure_chromium() -> Result<()> {
-    if Path::new("/usr/bin/chromium").exists() {
-        return Ok(());
-    }
-    step(
-        "refresh Debian's package lists",
-        "apt-get",
-        &["update", "-qq"],
-        &[0],
-    )?;
-    step(
-        "install Chromium for the browser tests",
-        "apt-get",
-        &["install", "-y", "-qq", "chromium"],
-        &[0],
+    ensure_debian_package(
+        Path::new("/usr/bin/chromium").exists(),
+        "chromium",
+        "for the browser tests",
     )
-    .map(|_| ())
 }
 
 /// Installs the npm packages a folder's lockfile names (`npm ci`), quietly.
@@ -767,10 +765,208 @@ fn test() -> Result<()> {
         args.extend(["--", "-D", "warnings"]);
         step(&format!("lints of the {what}"), &cargo, &args, &[0])?;
     }
+    // The AOT test in the real Fluent Bit loads an AOT file that `cargo test` cannot build
+    // cheaply (wamrc takes minutes to build): compile it first.
+    aot_for_tests()?;
     // The tests build the guest artefacts they need from the current sources.
     step("tests", &cargo, &["test", "--workspace"], &[0])?;
     vrl_parity(&cargo)?;
     browser_tests()?;
     jco_tests()?;
     fuzz(FUZZ_SECONDS_IN_TESTS)
+}
+
+/// Where Debian's LLVM 14 (`llvm-14-dev`) puts its CMake package: `wamrc` links against it.
+const LLVM_CMAKE_DIR: &str = "/usr/lib/llvm-14/lib/cmake/llvm";
+
+/// The architectures `cargo xtask aot` compiles the Fluent Bit module for (`wamrc --target`).
+const AOT_ARCHES: [&str; 2] = ["x86_64", "aarch64"];
+
+/// The shared reference directory beside the checkout (`../shared`), or `$VMEXT_SHARED`.
+fn shared_dir() -> PathBuf {
+    std::env::var_os("VMEXT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared"))
+}
+
+/// Installs a Debian package with apt-get unless `present` says the machine has it.
+fn ensure_debian_package(present: bool, package: &str, why: &str) -> Result<()> {
+    if present {
+        return Ok(());
+    }
+    step(
+        "refresh Debian's package lists",
+        "apt-get",
+        &["update", "-qq"],
+        &[0],
+    )?;
+    step(
+        &format!("install {package} {why}"),
+        "apt-get",
+        &["install", "-y", "-qq", package],
+        &[0],
+    )
+    .map(|_| ())
+}
+
+/// Whether `program --version` runs.
+fn answers(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The WAMR sources Fluent Bit vendors, as a tarball in the shared directory's `vendor/`.
+fn wamr_tarball() -> PathBuf {
+    let version = vmext_artefacts::AOT_WAMR_VERSION;
+    shared_dir()
+        .join("vendor")
+        .join(format!("wasm-micro-runtime-WAMR-{version}.tar.gz"))
+}
+
+/// WAMR's AOT compiler, built from the WAMR sources Fluent Bit vendors (read from
+/// `../shared/vendor/`, never copied into the repository) against Debian's LLVM 14, into
+/// `target/wamrc/WAMR-<version>/`. A `wamrc` already built there for the same WAMR version is
+/// reused: the first build takes minutes.
+fn wamrc() -> Result<PathBuf> {
+    let version = vmext_artefacts::AOT_WAMR_VERSION;
+    let dir = root().join(format!("target/wamrc/WAMR-{version}"));
+    let bin = dir.join("build/wamrc");
+    if bin.is_file() && answers(&bin.display().to_string()) {
+        return Ok(bin);
+    }
+    let name = format!("wasm-micro-runtime-WAMR-{version}");
+    let tarball = wamr_tarball();
+    if !tarball.is_file() {
+        bail!(
+            "the WAMR {version} sources ({name}.tar.gz, as Fluent Bit {} vendors them) are not in {} \
+             (set VMEXT_SHARED to the shared directory)",
+            vmext_artefacts::AOT_FLUENT_BIT_VERSION,
+            tarball.parent().unwrap_or(&tarball).display()
+        );
+    }
+    ensure_debian_package(answers("cmake"), "cmake", "to build wamrc")?;
+    ensure_debian_package(answers("make"), "make", "to build wamrc")?;
+    ensure_debian_package(
+        Path::new(LLVM_CMAKE_DIR).join("LLVMConfig.cmake").is_file(),
+        "llvm-14-dev",
+        "(Debian's LLVM 14) to build wamrc",
+    )?;
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot empty {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir_arg = dir.display().to_string();
+    let tarball_arg = tarball.display().to_string();
+    step(
+        &format!("unpack the WAMR {version} sources"),
+        "tar",
+        &["-xzf", &tarball_arg, "-C", &dir_arg],
+        &[0],
+    )?;
+    let source = dir.join(&name).join("wamr-compiler").display().to_string();
+    let build = dir.join("build").display().to_string();
+    let llvm = format!("-DLLVM_DIR={LLVM_CMAKE_DIR}");
+    step(
+        &format!("configure wamrc (WAMR {version}, LLVM 14)"),
+        "cmake",
+        &[
+            "-S",
+            &source,
+            "-B",
+            &build,
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DWAMR_BUILD_WITH_CUSTOM_LLVM=1",
+            &llvm,
+        ],
+        &[0],
+    )?;
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .to_string();
+    step(
+        "build wamrc (a few minutes the first time)",
+        "make",
+        &["-C", &build, "-j", &jobs],
+        &[0],
+    )?;
+    if !answers(&bin.display().to_string()) {
+        bail!("the wamrc just built ({}) does not run", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Compiles the Fluent Bit module ahead of time with `wamrc` for each of `arches` into
+/// [`vmext_artefacts::AOT_DIR`], after building the module from the current sources. An AOT
+/// file already compiled from the same module bytes is kept.
+fn compile_aot(arches: &[&str]) -> Result<Vec<PathBuf>> {
+    step(
+        "build the Fluent Bit filter",
+        &cargo(),
+        &Artefact::FluentBit.cargo_args("build"),
+        &[0],
+    )?;
+    let module = root().join(Artefact::FluentBit.path());
+    let bytes = std::fs::read(&module).with_context(|| module.display().to_string())?;
+    let source = root().join(vmext_artefacts::aot_source_path());
+    let unchanged = std::fs::read(&source).is_ok_and(|old| old == bytes);
+    let wanted: Vec<(&str, PathBuf)> = arches
+        .iter()
+        .map(|arch| (*arch, root().join(vmext_artefacts::aot_path(arch))))
+        .collect();
+    if unchanged && wanted.iter().all(|(_, path)| path.is_file()) {
+        for (_, path) in &wanted {
+            eprintln!("    up to date: {}", path.display());
+        }
+        return Ok(wanted.into_iter().map(|(_, p)| p).collect());
+    }
+    let wamrc = wamrc()?.display().to_string();
+    let dir = root().join(vmext_artefacts::AOT_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    // The source copy goes last, so that an interrupted run is never taken as up to date.
+    let _ = std::fs::remove_file(&source);
+    let module_arg = module.display().to_string();
+    for (arch, path) in &wanted {
+        let target = format!("--target={arch}");
+        let out = path.display().to_string();
+        step(
+            &format!("compile the Fluent Bit filter ahead of time for {arch}"),
+            &wamrc,
+            &[&target, "-o", &out, &module_arg],
+            &[0],
+        )?;
+        eprintln!("    -> {out}");
+    }
+    std::fs::write(&source, &bytes).with_context(|| source.display().to_string())?;
+    Ok(wanted.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The AOT file the real-Fluent-Bit test loads (this machine's architecture), for `cargo xtask
+/// test`. Without the WAMR sources (a clone without the shared directory) it says so and the
+/// test skips; under `CI=true` the missing sources fail the task.
+fn aot_for_tests() -> Result<()> {
+    let arch = std::env::consts::ARCH;
+    if !AOT_ARCHES.contains(&arch) {
+        eprintln!("\nnotice: no AOT file for {arch}: the AOT test skips");
+        return Ok(());
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if !ci && !wamr_tarball().is_file() {
+        eprintln!(
+            "\nnotice: {} not found (set VMEXT_SHARED): no AOT file, the AOT test skips",
+            wamr_tarball().display()
+        );
+        return Ok(());
+    }
+    compile_aot(&[arch]).map(|_| ())
+}
+
+/// `cargo xtask aot`: the Fluent Bit module compiled ahead of time for every architecture of
+/// [`AOT_ARCHES`].
+fn aot() -> Result<()> {
+    setup()?;
+    compile_aot(&AOT_ARCHES)?;
+    Ok(())
 }

@@ -122,6 +122,30 @@ impl Artefact {
     }
 }
 
+/// The Fluent Bit release the AOT files are compiled for.
+pub const AOT_FLUENT_BIT_VERSION: &str = "5.1.1";
+
+/// The WAMR release that Fluent Bit [`AOT_FLUENT_BIT_VERSION`] vendors: an AOT file loads only
+/// in a runtime of the same WAMR version (its header carries an AOT format version that WAMR
+/// checks), so `wamrc` is built from exactly these sources.
+pub const AOT_WAMR_VERSION: &str = "2.4.1";
+
+/// The folder the AOT files are written to, relative to the repository root.
+pub const AOT_DIR: &str = "target/aot";
+
+/// The Fluent Bit module compiled ahead of time by `wamrc` for `arch` (`x86_64` or `aarch64`,
+/// `wamrc --target` names, which are also Rust's `std::env::consts::ARCH`), relative to the
+/// repository root.
+pub fn aot_path(arch: &str) -> PathBuf {
+    PathBuf::from(AOT_DIR).join(format!("vmext_guest.{arch}.aot"))
+}
+
+/// The copy of the Fluent Bit module the AOT files in [`AOT_DIR`] were compiled from: a
+/// reader compares it with the module built from the current sources to tell a stale AOT file.
+pub fn aot_source_path() -> PathBuf {
+    PathBuf::from(AOT_DIR).join(GUEST_FILE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +163,10 @@ mod tests {
         assert_eq!(
             Artefact::Web.cargo_args("build")[8..],
             ["--features", "web", "--target-dir", "target/web"]
+        );
+        assert_eq!(
+            aot_path("x86_64"),
+            PathBuf::from("target/aot/vmext_guest.x86_64.aot")
         );
     }
 }
