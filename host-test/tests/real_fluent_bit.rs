@@ -345,7 +345,7 @@ fn every_fixture_and_a_mixed_corpus_through_every_function() {
 
 /// The Fluent Bit module compiled ahead of time for this machine's architecture
 /// (`target/aot/vmext_guest.<arch>.aot`), if it was compiled from the module that `wasm` (built
-/// from the current sources) holds. Compiling it needs `wamrc`, which takes minutes to build, so
+/// from the current sources) holds. Compiling it needs `wamrc`, built from WAMR's C sources, so
 /// `cargo test` does not: `cargo xtask aot` and `cargo xtask test` do. Absent or stale, this
 /// prints a notice and gives `None`; under `CI=true` it fails.
 fn aot_module(wasm: &Path) -> Option<PathBuf> {

@@ -766,7 +766,7 @@ fn test() -> Result<()> {
         step(&format!("lints of the {what}"), &cargo, &args, &[0])?;
     }
     // The AOT test in the real Fluent Bit loads an AOT file that `cargo test` cannot build
-    // cheaply (wamrc takes minutes to build): compile it first.
+    // cheaply (it needs wamrc, built from C sources): compile it first.
     aot_for_tests()?;
     // The tests build the guest artefacts they need from the current sources.
     step("tests", &cargo, &["test", "--workspace"], &[0])?;
@@ -828,7 +828,7 @@ fn wamr_tarball() -> PathBuf {
 /// WAMR's AOT compiler, built from the WAMR sources Fluent Bit vendors (read from
 /// `../shared/vendor/`, never copied into the repository) against Debian's LLVM 14, into
 /// `target/wamrc/WAMR-<version>/`. A `wamrc` already built there for the same WAMR version is
-/// reused: the first build takes minutes.
+/// reused.
 fn wamrc() -> Result<PathBuf> {
     let version = vmext_artefacts::AOT_WAMR_VERSION;
     let dir = root().join(format!("target/wamrc/WAMR-{version}"));
@@ -887,7 +887,7 @@ fn wamrc() -> Result<PathBuf> {
         .unwrap_or(1)
         .to_string();
     step(
-        "build wamrc (a few minutes the first time)",
+        "build wamrc (once per WAMR version)",
         "make",
         &["-C", &build, "-j", &jobs],
         &[0],
