@@ -260,28 +260,5 @@ fn run(cli: Cli) -> Result<u8> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return usage(&e),
-    };
-    match run(cli) {
-        Ok(status) => ExitCode::from(status),
-        Err(e) => {
-            let _ = writeln!(io::stderr(), "host-test: {e:#}");
-            ExitCode::from(exit::FAILED)
-        }
-    }
-}
-
-/// Help and version go to stdout (status 0), usage errors to stderr (status 2). Help that
-/// cannot be written is an error too (status 2), never a panic.
-fn usage(e: &clap::Error) -> ExitCode {
-    match (e.print(), e.use_stderr()) {
-        (Ok(()), false) => ExitCode::SUCCESS,
-        (Err(w), false) => {
-            let _ = writeln!(io::stderr(), "host-test: cannot write to stdout: {w}");
-            ExitCode::from(exit::FAILED)
-        }
-        (_, true) => ExitCode::from(exit::FAILED),
-    }
+    vmext_host::program::main("host-test", run)
 }

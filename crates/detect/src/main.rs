@@ -19,7 +19,7 @@ use vmext_host::component::{
 };
 use vmext_host::evaluator::{Evaluator, NativeEvaluator};
 use vmext_host::input::DEFAULT_MAX_DOCUMENT_BYTES;
-use vmext_host::scan::{Input, Report, ScanError, ScanFilesError, ScanOptions, exit, scan_files};
+use vmext_host::scan::{Input, Report, ScanError, ScanFilesError, ScanOptions, scan_files};
 
 const ABOUT: &str = "Flags Azure VM extension deployments by users in Azure Activity Logs, \
 with Elastic's detection rule evaluated exactly as Elastic would.";
@@ -332,28 +332,5 @@ fn run(cli: Cli) -> Result<u8> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return usage(&e),
-    };
-    match run(cli) {
-        Ok(status) => ExitCode::from(status),
-        Err(e) => {
-            let _ = writeln!(io::stderr(), "vmext-detect: {e:#}");
-            ExitCode::from(exit::FAILED)
-        }
-    }
-}
-
-/// Help and version go to stdout (status 0), usage errors to stderr (status 2). Help that
-/// cannot be written is an error too (status 2), never a panic.
-fn usage(e: &clap::Error) -> ExitCode {
-    match (e.print(), e.use_stderr()) {
-        (Ok(()), false) => ExitCode::SUCCESS,
-        (Err(w), false) => {
-            let _ = writeln!(io::stderr(), "vmext-detect: cannot write to stdout: {w}");
-            ExitCode::from(exit::FAILED)
-        }
-        (_, true) => ExitCode::from(exit::FAILED),
-    }
+    vmext_host::program::main("vmext-detect", run)
 }

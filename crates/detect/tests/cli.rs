@@ -6,28 +6,14 @@
     clippy::panic
 )]
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn detect(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
     // The command runs the component by default: build it from the current sources.
     let component = vmext_test_support::build_artefact(vmext_test_support::Artefact::Component);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmext-detect"))
-        .args(args)
-        .env("VMEXT_COMPONENT", component)
-        .current_dir(vmext_test_support::repo_root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vmext-detect"));
+    command.args(args).env("VMEXT_COMPONENT", component);
+    vmext_test_support::run_with_stdin(command, stdin)
 }
 
 #[test]
@@ -253,10 +239,8 @@ fn stdout_write_errors_are_reported_not_panics() {
             .stdout(full)
             .output()
             .unwrap();
+        vmext_test_support::assert_stdout_failure_reported(&out, &format!("{args:?}"));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(err.contains("stdout"), "{args:?}: {err}");
         assert!(
             !err.contains("custom-script-extension.json:"),
             "{args:?}: {err}"

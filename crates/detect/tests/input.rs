@@ -11,36 +11,19 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use host_test::generate::{CorpusShape, CorpusSpec, generate};
 
 /// Runs `vmext-detect scan` with `args` through one engine; returns (status, stdout, stderr).
 fn scan(engine: &str, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
     let component = vmext_test_support::build_artefact(vmext_test_support::Artefact::Component);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmext-detect"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vmext-detect"));
+    command
         .args(["scan", "--no-progress", "--engine", engine])
         .args(args)
-        .env("VMEXT_COMPONENT", component)
-        .current_dir(vmext_test_support::repo_root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let stdin = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        // The scan may stop reading early (a refused input): a broken pipe is fine.
-        let _ = input.write_all(&stdin);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .env("VMEXT_COMPONENT", component);
+    vmext_test_support::run_with_stdin(command, stdin)
 }
 
 /// Runs the same scan through both engines, checks that they agree on status and alerts

@@ -282,6 +282,15 @@ struct Live {
     detector: ResourceAny,
 }
 
+impl Live {
+    /// Before each call into the guest: a fresh deadline, and the memory-cap flag cleared, so
+    /// that a trap is blamed on this call alone.
+    fn arm(&mut self, limits: &Limits) {
+        self.store.set_epoch_deadline(limits.deadline_ticks());
+        self.store.data_mut().hit_memory_cap = false;
+    }
+}
+
 /// The rule running in the component: an [`Evaluator`] over wasmtime.
 pub struct ComponentEvaluator {
     runtime: Arc<ComponentRuntime>,
@@ -330,8 +339,7 @@ impl ComponentEvaluator {
     /// The rule as the component reports it.
     pub fn rule_info(&mut self) -> Result<api::RuleInfo, SetupError> {
         let live = &mut self.live;
-        live.store.set_epoch_deadline(self.limits.deadline_ticks());
-        live.store.data_mut().hit_memory_cap = false;
+        live.arm(&self.limits);
         Ok(live
             .bindings
             .vmext_detect_detector()
@@ -396,8 +404,7 @@ impl Evaluator for ComponentEvaluator {
     /// at a time so that only that document fails.
     fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {
         let live = &mut self.live;
-        live.store.set_epoch_deadline(self.limits.deadline_ticks());
-        live.store.data_mut().hit_memory_cap = false;
+        live.arm(&self.limits);
         let result = live
             .bindings
             .vmext_detect_detector()
@@ -438,8 +445,7 @@ impl Evaluator for ComponentEvaluator {
 
     fn evaluate(&mut self, document: &[u8], explain: bool) -> DocumentResult {
         let live = &mut self.live;
-        live.store.set_epoch_deadline(self.limits.deadline_ticks());
-        live.store.data_mut().hit_memory_cap = false;
+        live.arm(&self.limits);
         let result = live
             .bindings
             .vmext_detect_detector()
@@ -484,8 +490,7 @@ impl ComponentEvaluator {
         explain: bool,
     ) -> Result<Vec<RecordResult>, String> {
         let live = &mut self.live;
-        live.store.set_epoch_deadline(self.limits.deadline_ticks());
-        live.store.data_mut().hit_memory_cap = false;
+        live.arm(&self.limits);
         let first =
             u32::try_from(first_index).map_err(|_| "envelope index over 2^32".to_owned())?;
         let result = live

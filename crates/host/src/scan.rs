@@ -108,26 +108,19 @@ impl Summary {
     /// The one-line summary printed to stderr.
     pub fn line(&self, elapsed: Duration) -> String {
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let suppressed = if self.suppressed > 0 {
-            format!(" ({} more suppressed by exceptions)", self.suppressed)
-        } else {
-            String::new()
+        // A count that is zero is left out of the line.
+        let only_some = |count: u64, before: &str, after: &str| {
+            if count > 0 {
+                format!("{before}{count}{after}")
+            } else {
+                String::new()
+            }
         };
-        let oversized = if self.oversized > 0 {
-            format!(" ({} over the size cap)", self.oversized)
-        } else {
-            String::new()
-        };
-        let invalid_records = if self.invalid_records > 0 {
-            format!(", {} invalid records in envelopes", self.invalid_records)
-        } else {
-            String::new()
-        };
-        let unreadable = if self.unreadable > 0 {
-            format!("; {} inputs could not be read", self.unreadable)
-        } else {
-            String::new()
-        };
+        let suppressed = only_some(self.suppressed, " (", " more suppressed by exceptions)");
+        let oversized = only_some(self.oversized, " (", " over the size cap)");
+        let invalid_records =
+            only_some(self.invalid_records, ", ", " invalid records in envelopes");
+        let unreadable = only_some(self.unreadable, "; ", " inputs could not be read");
         format!(
             "documents {}: {} rejected by the prefilter, {} parsed holding {} records, invalid {}{}{}; alerts {}{}{}; {:.1} MB in {:.2} s: {:.0} documents/s, {:.1} MB/s",
             self.documents,

@@ -434,3 +434,55 @@ pub fn hostile_cases() -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// Runs `command` from the repository root with `stdin` written to it from another thread (the
+/// program may stop reading early: a broken pipe there is not a failure) and its output
+/// captured. Returns its status (-1 when killed by a signal), its stdout, which must be UTF-8,
+/// and its stderr, lossily decoded.
+///
+/// # Panics
+/// When the program cannot start, or writes stdout that is not UTF-8.
+#[allow(clippy::panic)]
+pub fn run_with_stdin(mut command: std::process::Command, stdin: &[u8]) -> (i32, String, String) {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = command
+        .current_dir(repo_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let feeder = child.stdin.take().map(|mut input| {
+        let stdin = stdin.to_vec();
+        std::thread::spawn(move || {
+            let _ = input.write_all(&stdin);
+        })
+    });
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("cannot wait for {command:?}: {e}"));
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
+    let stdout = String::from_utf8(out.stdout)
+        .unwrap_or_else(|e| panic!("{command:?} wrote stdout that is not UTF-8: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts what a command does when its stdout is full (`/dev/full`): status 2, a message on
+/// stderr that names stdout, and no panic. `what` names the run in a failure.
+///
+/// # Panics
+/// When any of these does not hold.
+#[allow(clippy::panic)]
+pub fn assert_stdout_failure_reported(out: &std::process::Output, what: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    assert!(err.contains("stdout"), "{what}: {err}");
+}
