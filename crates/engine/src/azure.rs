@@ -653,28 +653,10 @@ mod tests {
         }
     }
 
-    /// A raw record that alerts, with `depth` levels of nesting under `identity`, under
-    /// `properties` and under a key the mapping does not name.
-    fn deep_raw_record(depth: usize) -> String {
-        let deep = |inner: &str| {
-            format!(
-                "{}{inner}{}",
-                "{\"a\":[".repeat(depth / 2),
-                "]}".repeat(depth / 2)
-            )
-        };
-        format!(
-            r#"{{"operationName":"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE","category":"Administrative","resultType":"Success","resourceId":"/SUBSCRIPTIONS/8a4de8b5-095c-47d0-a96f-a75130c61d53/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMPUTE/VIRTUALMACHINES/VM/EXTENSIONS/CUSTOMSCRIPTEXTENSION","identity":{{"authorization":{{"evidence":{{"principalType":"User","deep":{}}}}}}},"properties":{{"deep":{}}},"other":{}}}"#,
-            deep("1"),
-            deep("\"x\""),
-            deep("null")
-        )
-    }
-
     #[test]
     fn deep_raw_records_are_viewed_without_recursion() {
         // 100 000 levels: far beyond any thread's stack if the view recursed.
-        let text = deep_raw_record(100_000);
+        let text = vmext_test_support::deep_raw_record(100_000);
         let limits = vmext_json::Limits { max_depth: 100_010 };
         let raw = vmext_json::parse_with(text.as_bytes(), limits).unwrap();
         assert_eq!(shape_of(&raw), Shape::AzureRaw);
@@ -683,7 +665,7 @@ mod tests {
         vmext_json::write_value(&mut out, &view);
         assert!(out.len() > 3 * 100_000, "{}", out.len());
         // Within the parser's limit, the whole detector runs on a small stack.
-        let text = deep_raw_record(500);
+        let text = vmext_test_support::deep_raw_record(500);
         let verdicts = std::thread::Builder::new()
             .stack_size(256 << 10)
             .spawn(move || {

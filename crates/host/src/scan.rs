@@ -421,10 +421,15 @@ impl Sink<'_> {
             self.out,
             &mut self.log,
         )?;
+        self.catch_up();
+        Ok(())
+    }
+
+    /// Tells the progress bar of the bytes read since it was last told.
+    fn catch_up(&mut self) {
         let read = self.read.get();
         self.bar.advance(read.saturating_sub(self.reported));
         self.reported = read;
-        Ok(())
     }
 }
 
@@ -551,9 +556,7 @@ fn write_records(
         sink.out,
         &mut sink.log,
     )?;
-    let read = sink.read.get();
-    sink.bar.advance(read.saturating_sub(sink.reported));
-    sink.reported = read;
+    sink.catch_up();
     Ok(())
 }
 

@@ -364,7 +364,7 @@ fn replace_value(record: &str, key: &str, value: &str) -> String {
 /// A raw Azure record that alerts, `depth` levels deep (about) under `identity`, under
 /// `properties` and under a key the activity-log mapping does not name: the engine's raw view
 /// copies all three.
-fn deep_raw_record(depth: usize) -> String {
+pub fn deep_raw_record(depth: usize) -> String {
     let deep = |inner: &str| {
         format!(
             "{}{inner}{}",
