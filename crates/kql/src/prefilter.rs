@@ -58,6 +58,10 @@ pub enum Requirement {
     All(Vec<Requirement>),
     /// At least one must hold.
     AnyOf(Vec<Requirement>),
+    /// At least one of several literals must occur up to ASCII case: the alternatives of a
+    /// disjunction of folded needles, searched together in as few passes over the text as
+    /// their shared rare bytes allow.
+    AnyFolded(Box<FoldedSet>),
 }
 
 /// A literal in canonical JSON spelling, with its searcher built once.
@@ -197,6 +201,172 @@ fn find_folded_anchored(needle: &[u8], anchor: usize, text: &[u8]) -> bool {
     false
 }
 
+/// Literals matched up to ASCII case, any one of which satisfies a requirement, with the
+/// passes that find them together.
+///
+/// Each needle is anchored on one byte of its last 16, chosen so that needles share anchors:
+/// a pass looks for one anchor byte in either case (memchr's SIMD search) and, at each hit,
+/// compares the windows of the needles anchored on it. Nine operation names that end in
+/// `EXTENSIONS/WRITE`, `RUNCOMMANDS/WRITE` or `RUNCOMMAND/ACTION` take two passes instead of
+/// nine. Every occurrence of a needle has its anchor byte at the needle's anchor offset, so a
+/// pass finds every needle anchored on its byte: the set is found exactly when one of its
+/// needles is.
+#[derive(Debug, Clone)]
+pub struct FoldedSet {
+    needles: Vec<Needle>,
+    passes: Vec<AnchorPass>,
+}
+
+/// One pass of a [`FoldedSet`]: an upper-cased anchor byte, and the needles anchored on it
+/// with the anchor's offset in each.
+#[derive(Debug, Clone)]
+struct AnchorPass {
+    byte: u8,
+    members: Vec<(usize, usize)>,
+}
+
+impl PartialEq for FoldedSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.needles == other.needles
+    }
+}
+
+impl Eq for FoldedSet {}
+
+impl Hash for FoldedSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.needles.hash(state);
+    }
+}
+
+impl FoldedSet {
+    /// The set of `needles` (each matched up to ASCII case, upper-cased), duplicates dropped.
+    fn new(needles: Vec<Needle>) -> FoldedSet {
+        let mut seen: HashSet<Vec<u8>, FixedState> = HashSet::default();
+        let needles: Vec<Needle> = needles
+            .into_iter()
+            .filter(|n| seen.insert(n.canonical.clone()))
+            .collect();
+        let passes = anchor_passes(&needles);
+        FoldedSet { needles, passes }
+    }
+
+    /// The literals, as the query wrote them.
+    pub fn literals(&self) -> impl Iterator<Item = &str> {
+        self.needles.iter().map(Needle::literal)
+    }
+
+    /// Whether `text` contains one of the needles up to ASCII case. On wasm32 without SIMD,
+    /// where memchr has no vector search, each needle's own skipping search.
+    fn found_in(&self, text: &[u8]) -> bool {
+        if cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
+            return self.needles.iter().any(|n| n.found_in(text));
+        }
+        self.passes
+            .iter()
+            .any(|pass| pass.found_in(&self.needles, text))
+    }
+}
+
+impl AnchorPass {
+    fn found_in(&self, needles: &[Needle], text: &[u8]) -> bool {
+        let (upper, lower) = (self.byte, self.byte.to_ascii_lowercase());
+        let mut from = 0;
+        while let Some(off) = text
+            .get(from..)
+            .and_then(|rest| memchr::memchr2(upper, lower, rest))
+        {
+            let at = from + off;
+            for &(i, anchor) in &self.members {
+                let Some(needle) = needles.get(i) else {
+                    continue;
+                };
+                let Some(start) = at.checked_sub(anchor) else {
+                    continue;
+                };
+                if text
+                    .get(start..start + needle.canonical.len())
+                    .is_some_and(|window| window.eq_ignore_ascii_case(&needle.canonical))
+                {
+                    return true;
+                }
+            }
+            from = at + 1;
+        }
+        false
+    }
+}
+
+/// The last 16 bytes of a needle, where anchors are taken from (see [`rarest_byte`]), and
+/// their offset in it.
+fn anchor_window(needle: &[u8]) -> (usize, &[u8]) {
+    let start = needle.len().saturating_sub(16);
+    (start, needle.get(start..).unwrap_or_default())
+}
+
+/// Chooses anchors for a set of upper-cased needles, greedily: the byte that the most needles
+/// not yet anchored hold in their windows, the rarer of equals, among bytes no commoner than
+/// the commonest of the needles' own rarest bytes (so no pass looks for a byte commoner than a
+/// needle-by-needle search would). Each needle is anchored on the last occurrence of its
+/// pass's byte in its window.
+fn anchor_passes(needles: &[Needle]) -> Vec<AnchorPass> {
+    let limit = needles
+        .iter()
+        .filter_map(|n| n.canonical.get(rarest_byte(&n.canonical)))
+        .map(|&b| commonness(b))
+        .max()
+        .unwrap_or(0);
+    let mut left: Vec<usize> = (0..needles.len()).collect();
+    let mut passes = Vec::new();
+    while !left.is_empty() {
+        let canonical = |i: usize| needles.get(i).map_or(&[][..], |n| n.canonical.as_slice());
+        let mut holders = [0usize; 256];
+        for &i in &left {
+            let (_, window) = anchor_window(canonical(i));
+            let mut seen = [false; 256];
+            for &b in window {
+                let b = usize::from(b.to_ascii_uppercase());
+                if let (Some(seen), Some(count)) = (seen.get_mut(b), holders.get_mut(b)) {
+                    if !*seen {
+                        *seen = true;
+                        *count += 1;
+                    }
+                }
+            }
+        }
+        let held = |b: u8| holders.get(usize::from(b)).copied().unwrap_or(0);
+        let best = (0..=255u8)
+            .filter(|&b| held(b) > 0 && commonness(b) <= limit)
+            .max_by_key(|&b| (held(b), std::cmp::Reverse(commonness(b))));
+        let Some(byte) = best else {
+            // Unreachable: each needle's own rarest byte qualifies. Anchor the rest one by one.
+            for &i in &left {
+                let n = canonical(i);
+                let at = rarest_byte(n);
+                let byte = n.get(at).copied().unwrap_or(0).to_ascii_uppercase();
+                passes.push(AnchorPass {
+                    byte,
+                    members: vec![(i, at)],
+                });
+            }
+            break;
+        };
+        let mut members = Vec::new();
+        left.retain(|&i| {
+            let (start, window) = anchor_window(canonical(i));
+            match window.iter().rposition(|b| b.to_ascii_uppercase() == byte) {
+                Some(at) => {
+                    members.push((i, start + at));
+                    false
+                }
+                None => true,
+            }
+        });
+        passes.push(AnchorPass { byte, members });
+    }
+    passes
+}
+
 /// Boyer–Moore–Horspool: the bad-character shift table of a needle.
 #[derive(Debug, Clone)]
 struct Horspool {
@@ -291,6 +461,7 @@ impl Requirement {
             Requirement::Contains(needle) => text.contains(needle),
             Requirement::All(items) => items.iter().all(|r| r.admits_text(text)),
             Requirement::AnyOf(items) => items.iter().any(|r| r.admits_text(text)),
+            Requirement::AnyFolded(set) => text.contains_any(set),
         }
     }
 
@@ -318,6 +489,12 @@ impl Requirement {
             Requirement::Contains(n) => n.canonical.len(),
             Requirement::All(items) => items.iter().map(Requirement::weight).max().unwrap_or(0),
             Requirement::AnyOf(items) => items.iter().map(Requirement::weight).min().unwrap_or(0),
+            Requirement::AnyFolded(set) => set
+                .needles
+                .iter()
+                .map(|n| n.canonical.len())
+                .min()
+                .unwrap_or(0),
             Requirement::Anything | Requirement::Nothing => 0,
         }
     }
@@ -329,6 +506,7 @@ impl Requirement {
         while let Some(r) = stack.pop() {
             match r {
                 Requirement::Contains(n) => out.push(n.literal()),
+                Requirement::AnyFolded(set) => out.extend(set.needles.iter().map(Needle::literal)),
                 Requirement::All(items) | Requirement::AnyOf(items) => {
                     stack.extend(items.iter().rev())
                 }
@@ -378,11 +556,52 @@ fn normal_any(items: Vec<Requirement>) -> Requirement {
         }
     }
     dedup(&mut flat);
+    let flat = group_folded(flat);
     match flat.len() {
         0 => Requirement::Nothing,
-        1 => flat.pop().unwrap_or(Requirement::Nothing),
+        1 => flat.into_iter().next().unwrap_or(Requirement::Nothing),
         _ => factor_common(flat),
     }
+}
+
+/// Gathers the folded needles among the alternatives of a disjunction (and those of folded
+/// sets already formed) into one [`FoldedSet`], in the place of the first of them; fewer than
+/// two stay as they are.
+fn group_folded(alternatives: Vec<Requirement>) -> Vec<Requirement> {
+    let is_folded = |r: &Requirement| match r {
+        Requirement::Contains(n) => n.folded,
+        Requirement::AnyFolded(_) => true,
+        _ => false,
+    };
+    let folded_count: usize = alternatives
+        .iter()
+        .map(|r| match r {
+            Requirement::Contains(n) if n.folded => 1,
+            Requirement::AnyFolded(set) => set.needles.len(),
+            _ => 0,
+        })
+        .sum();
+    if folded_count < 2 {
+        return alternatives;
+    }
+    let mut needles = Vec::with_capacity(folded_count);
+    let mut out = Vec::with_capacity(alternatives.len());
+    let mut place = None;
+    for alt in alternatives {
+        if !is_folded(&alt) {
+            out.push(alt);
+            continue;
+        }
+        place.get_or_insert(out.len());
+        match alt {
+            Requirement::Contains(n) => needles.push(*n),
+            Requirement::AnyFolded(set) => needles.extend(set.needles),
+            _ => {}
+        }
+    }
+    let set = Requirement::AnyFolded(Box::new(FoldedSet::new(needles)));
+    out.insert(place.unwrap_or(0).min(out.len()), set);
+    out
 }
 
 /// Removes later copies of equal elements, keeping the first of each in its place: one hash
@@ -590,6 +809,20 @@ impl<'r> Haystack<'r> {
     }
 }
 
+impl Haystack<'_> {
+    fn contains_any(&mut self, set: &FoldedSet) -> bool {
+        if set.found_in(self.raw) {
+            return true;
+        }
+        let raw = self.raw;
+        let canonical = self.canonical.get_or_insert_with(|| canonicalise(raw));
+        match canonical {
+            None => false,
+            Some(text) => set.found_in(text),
+        }
+    }
+}
+
 /// The canonical spelling of a record's text, or `None` if it is canonical already.
 fn canonicalise(raw: &[u8]) -> Option<Vec<u8>> {
     // Fast check: escapes other than `\"` and `\\` are what make text non-canonical.
@@ -634,6 +867,89 @@ fn canonicalise(raw: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hardened profile's operation names: a folded set of them takes two passes.
+    const OPERATIONS: [&str; 9] = [
+        "MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE",
+        "MICROSOFT.COMPUTE/VIRTUALMACHINESCALESETS/EXTENSIONS/WRITE",
+        "MICROSOFT.COMPUTE/VIRTUALMACHINESCALESETS/VIRTUALMACHINES/EXTENSIONS/WRITE",
+        "MICROSOFT.HYBRIDCOMPUTE/MACHINES/EXTENSIONS/WRITE",
+        "MICROSOFT.COMPUTE/VIRTUALMACHINES/RUNCOMMAND/ACTION",
+        "MICROSOFT.COMPUTE/VIRTUALMACHINESCALESETS/VIRTUALMACHINES/RUNCOMMAND/ACTION",
+        "MICROSOFT.COMPUTE/VIRTUALMACHINES/RUNCOMMANDS/WRITE",
+        "MICROSOFT.COMPUTE/VIRTUALMACHINESCALESETS/VIRTUALMACHINES/RUNCOMMANDS/WRITE",
+        "MICROSOFT.HYBRIDCOMPUTE/MACHINES/RUNCOMMANDS/WRITE",
+    ];
+
+    fn folded_set(literals: &[&str]) -> FoldedSet {
+        FoldedSet::new(
+            literals
+                .iter()
+                .map(|l| Needle::case_insensitive(l))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn operation_names_are_found_together_in_two_passes() {
+        let set = folded_set(&OPERATIONS);
+        assert_eq!(set.passes.len(), 2, "{:?}", set.passes);
+        for op in OPERATIONS {
+            let camel = op
+                .replace("VIRTUALMACHINES", "virtualMachines")
+                .replace("EXTENSIONS/WRITE", "extensions/write");
+            for spelling in [op.to_owned(), op.to_ascii_lowercase(), camel] {
+                let text = format!(r#"{{"operationName":"{spelling}","x":1}}"#);
+                assert!(set.found_in(text.as_bytes()), "{text}");
+            }
+        }
+        let other = br#"{"operationName":"MICROSOFT.COMPUTE/VIRTUALMACHINES/WRITE"}"#;
+        assert!(!set.found_in(other));
+    }
+
+    /// A folded set is found exactly when one of its needles is, on random needles and texts
+    /// made of their pieces in random case (a small alphabet, so that partial matches and
+    /// shared anchors abound).
+    #[test]
+    fn folded_sets_find_exactly_what_their_needles_find() {
+        let mut rng = vmext_test_support::SplitMix64(7);
+        let alphabet = b"ACEW/.SRx";
+        let mut pick = |n: u64| rng.below(n) as usize;
+        for _ in 0..3_000 {
+            let count = 2 + pick(5);
+            let literals: Vec<String> = (0..count)
+                .map(|_| {
+                    let len = 1 + pick(24);
+                    (0..len)
+                        .map(|_| char::from(alphabet[pick(alphabet.len() as u64)]))
+                        .collect()
+                })
+                .collect();
+            let refs: Vec<&str> = literals.iter().map(String::as_str).collect();
+            let set = folded_set(&refs);
+            let needles: Vec<Needle> = refs.iter().map(|l| Needle::case_insensitive(l)).collect();
+            let mut text = Vec::new();
+            for _ in 0..pick(8) {
+                let piece = &literals[pick(literals.len() as u64)];
+                let cut = pick(piece.len() as u64 + 1);
+                for &b in &piece.as_bytes()[..cut] {
+                    text.push(if pick(2) == 0 {
+                        b.to_ascii_lowercase()
+                    } else {
+                        b
+                    });
+                }
+                text.push(alphabet[pick(alphabet.len() as u64)]);
+            }
+            let expected = needles.iter().any(|n| n.found_in(&text));
+            assert_eq!(
+                set.found_in(&text),
+                expected,
+                "{refs:?} in {:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
 
     fn verbatim(_: &str) -> Presence {
         Presence::Verbatim
