@@ -326,11 +326,11 @@ fn anchor_passes(needles: &[Needle]) -> Vec<AnchorPass> {
             let mut seen = [false; 256];
             for &b in window {
                 let b = usize::from(b.to_ascii_uppercase());
-                if let (Some(seen), Some(count)) = (seen.get_mut(b), holders.get_mut(b)) {
-                    if !*seen {
-                        *seen = true;
-                        *count += 1;
-                    }
+                if let (Some(seen), Some(count)) = (seen.get_mut(b), holders.get_mut(b))
+                    && !*seen
+                {
+                    *seen = true;
+                    *count += 1;
                 }
             }
         }
