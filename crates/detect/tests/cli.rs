@@ -352,8 +352,19 @@ fn threads_change_nothing_but_speed() {
     files.insert(7, "no-such-file.ndjson".to_owned());
     let bad = vmext_test_support::TempDir::new("cli-threads");
     let bad_file = bad.path().join("bad.ndjson");
-    std::fs::write(&bad_file, "{\"a\":1}\nnot json\n{\"records\":[1,{}]}\n").unwrap();
+    // Enough invalid lines, and enough alerts, that a worker's held log and report outgrow
+    // memory (1 MiB) and go through a temporary file.
+    let mut bad_text = String::from("{\"a\":1}\nnot json\n{\"records\":[1,{}]}\n");
+    bad_text.push_str(&"not json either\n".repeat(30_000));
+    std::fs::write(&bad_file, bad_text).unwrap();
     files.insert(3, bad_file.display().to_string());
+    let alerting = std::fs::read(
+        vmext_test_support::repo_root().join("fixtures/ecs/custom-script-extension.json"),
+    )
+    .unwrap();
+    let many_alerts = bad.path().join("many-alerts.json");
+    std::fs::write(&many_alerts, alerting.repeat(2_000)).unwrap();
+    files.insert(12, many_alerts.display().to_string());
     let summary = |err: &str| -> String {
         let line = err.lines().last().unwrap_or("");
         line.split(" in ").next().unwrap_or("").to_owned()

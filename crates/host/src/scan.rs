@@ -647,7 +647,7 @@ impl Progress {
             ) {
                 bar.set_style(style.progress_chars("#>-"));
             }
-            bar.set_message(input.to_string());
+            bar.set_message(visible(&input.to_string()).into_owned());
             bar
         });
         Progress { bar }
@@ -752,12 +752,12 @@ pub fn scan_files(
         progress: false,
         ..options
     };
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
+    let order = Order::new(threads);
+    let result = std::thread::scope(|scope| {
         let (send, receive) = std::sync::mpsc::channel::<(usize, Result<Done, String>)>();
         for _ in 0..threads {
             let send = send.clone();
-            let next = &next;
+            let order = &order;
             scope.spawn(move || {
                 let mut evaluator = match make() {
                     Ok(e) => e,
@@ -766,25 +766,9 @@ pub fn scan_files(
                         return;
                     }
                 };
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                while let Some(i) = order.take() {
                     let Some(input) = inputs.get(i) else { return };
-                    let mut report = Vec::new();
-                    let mut lines = Vec::new();
-                    // Writing to memory cannot fail: the result is always a summary.
-                    let done = scan(
-                        std::slice::from_ref(input),
-                        evaluator.as_mut(),
-                        options,
-                        &mut report,
-                        &mut lines,
-                    )
-                    .map(|summary| Done {
-                        summary,
-                        report,
-                        lines,
-                    })
-                    .map_err(|e| e.to_string());
+                    let done = scan_held(input, evaluator.as_mut(), options);
                     if send.send((i, done)).is_err() {
                         return;
                     }
@@ -798,28 +782,137 @@ pub fn scan_files(
         for (i, done) in receive {
             let done = done.map_err(ScanFilesError::Evaluator)?;
             waiting.insert(i, done);
-            while let Some(done) = waiting.remove(&written) {
-                bar.suspend(|| log.write_all(&done.lines))
+            while let Some(mut done) = waiting.remove(&written) {
+                bar.suspend(|| done.lines.copy_to(log))
                     .map_err(|e| ScanFilesError::Scan(ScanError::Log(e)))?;
-                out.write_all(&done.report)
+                done.report
+                    .copy_to(out)
                     .map_err(|e| ScanFilesError::Scan(ScanError::Report(e)))?;
                 total.absorb(&done.summary);
                 bar.advance(inputs.get(written));
                 written += 1;
+                order.written(written);
             }
         }
         bar.finish();
         out.flush()
             .map_err(|e| ScanFilesError::Scan(ScanError::Report(e)))?;
         Ok(total)
+    });
+    // On an error the workers stop taking inputs (each finishes the one it is on).
+    order.stop();
+    result
+}
+
+/// Scans one input into held output, for [`scan_files`]' workers.
+fn scan_held(
+    input: &Input,
+    evaluator: &mut dyn Evaluator,
+    options: ScanOptions,
+) -> Result<Done, String> {
+    let mut report = Held::new();
+    let mut lines = Held::new();
+    scan(
+        std::slice::from_ref(input),
+        evaluator,
+        options,
+        &mut report.0,
+        &mut lines.0,
+    )
+    .map(|summary| Done {
+        summary,
+        report,
+        lines,
     })
+    .map_err(|e| match e {
+        // Held output goes to memory, then to a temporary file: only that can fail here.
+        ScanError::Report(e) | ScanError::Log(e) => {
+            format!("cannot hold a scan's output in a temporary file: {e}")
+        }
+    })
+}
+
+/// Which input a worker of [`scan_files`] takes next: in input order, at most
+/// [`Order::window`] inputs ahead of the last one written, so that held output stays bounded
+/// in count (each [`Held`] is itself bounded in memory); none once stopped.
+struct Order {
+    state: std::sync::Mutex<OrderState>,
+    changed: std::sync::Condvar,
+    window: usize,
+}
+
+struct OrderState {
+    next: usize,
+    written: usize,
+    stopped: bool,
+}
+
+impl Order {
+    fn new(threads: usize) -> Order {
+        Order {
+            state: std::sync::Mutex::new(OrderState {
+                next: 0,
+                written: 0,
+                stopped: false,
+            }),
+            changed: std::sync::Condvar::new(),
+            window: threads.saturating_mul(2).max(2),
+        }
+    }
+
+    /// The next input to scan, once it is within the window; `None` once stopped.
+    fn take(&self) -> Option<usize> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if state.stopped {
+                return None;
+            }
+            if state.next < state.written + self.window {
+                state.next += 1;
+                return Some(state.next - 1);
+            }
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn written(&self, count: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.written = count;
+        self.changed.notify_all();
+    }
+
+    fn stop(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.stopped = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Output held until it can be written in order: in memory up to [`Held::IN_MEMORY`] bytes,
+/// then in an anonymous temporary file, so that an input with millions of alerts or invalid
+/// lines costs disk, not memory.
+struct Held(tempfile::SpooledTempFile);
+
+impl Held {
+    const IN_MEMORY: usize = 1 << 20;
+
+    fn new() -> Held {
+        Held(tempfile::SpooledTempFile::new(Self::IN_MEMORY))
+    }
+
+    /// Writes everything held to `to`.
+    fn copy_to(&mut self, to: &mut dyn Write) -> io::Result<()> {
+        use std::io::Seek;
+        self.0.seek(io::SeekFrom::Start(0))?;
+        io::copy(&mut self.0, to).map(|_| ())
+    }
 }
 
 /// One input's scan, held until the inputs before it are written.
 struct Done {
     summary: Summary,
-    report: Vec<u8>,
-    lines: Vec<u8>,
+    report: Held,
+    lines: Held,
 }
 
 /// Why [`scan_files`] stopped.
