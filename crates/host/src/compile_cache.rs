@@ -21,7 +21,9 @@
 //!   wasmtime then checks its own header (version, target, configuration).
 //! * **Authenticity comes from the directory**, not the digest (whoever can write a file can
 //!   write its digest): the directory is created private (mode 0700), and a cache directory
-//!   that others can write to (group- or world-writable) is not used at all. Whoever can
+//!   that is a symbolic link, belongs to another user, or that others can write to (group-
+//!   or world-writable) is not used at all. The check is made on the path: the directories
+//!   above it are trusted as the user's own. Whoever can
 //!   write to the user's own `~/.cache` can already change `~/.bashrc`; the cache adds no new
 //!   way in.
 //! * Files are written to a temporary name and renamed, so a reader never sees half a file.
@@ -66,7 +68,8 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 /// Creates the directory private if it is missing; `false` when it cannot be used: not a
-/// directory, or writable by others than its owner.
+/// directory (a symbolic link included), owned by another user, or writable by others than
+/// its owner.
 fn usable_dir(dir: &Path) -> bool {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -75,10 +78,13 @@ fn usable_dir(dir: &Path) -> bool {
     if builder.create(dir).is_err() {
         return false;
     }
-    match std::fs::metadata(dir) {
+    // The directory itself, not a link to one: a link could lead to a directory chosen by
+    // whoever could write the link.
+    match std::fs::symlink_metadata(dir) {
         #[cfg(unix)]
         Ok(m) => {
-            m.is_dir() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o022 == 0
+            use std::os::unix::fs::MetadataExt;
+            m.is_dir() && m.mode() & 0o022 == 0 && m.uid() == rustix::process::geteuid().as_raw()
         }
         #[cfg(not(unix))]
         Ok(m) => m.is_dir(),
@@ -119,21 +125,47 @@ fn store(path: &Path, compiled: &[u8]) {
     file.extend_from_slice(MAGIC);
     file.extend_from_slice(&Sha256::digest(compiled));
     file.extend_from_slice(compiled);
-    if std::fs::write(&temporary, &file).is_ok() && std::fs::rename(&temporary, path).is_err() {
+    if std::fs::write(&temporary, &file).is_err() || std::fs::rename(&temporary, path).is_err() {
+        // A full disk or a failed rename leaves no half-written file behind.
         let _ = std::fs::remove_file(&temporary);
     }
 }
 
+/// Temporary files older than this are left over from a process that stopped while writing
+/// (killed, or its machine shut down): [`evict`] removes them.
+const LEFT_OVER_AFTER: Duration = Duration::from_secs(3600);
+
+/// Whether `path` is named like one of [`store`]'s temporary files.
+fn is_temporary(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.starts_with("tmp"))
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("component-") || n.starts_with("module-"))
+}
+
 /// Removes cache files unused for [`MAX_AGE`], then the least recently used until the rest
-/// fit in `max_total` bytes. Other files in the directory are left alone.
+/// fit in `max_total` bytes, and temporary files left over for [`LEFT_OVER_AFTER`]. Other
+/// files in the directory are left alone.
 fn evict(dir: &Path, max_total: u64) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     let now = SystemTime::now();
-    let mut files: Vec<(SystemTime, u64, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
+    let old = |m: &std::fs::Metadata, age: Duration| {
+        now.duration_since(m.modified().unwrap_or(UNIX_EPOCH))
+            .is_ok_and(|a| a > age)
+    };
+    let paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    for path in paths.iter().filter(|p| is_temporary(p)) {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| old(&m, LEFT_OVER_AFTER)) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let mut files: Vec<(SystemTime, u64, PathBuf)> = paths
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .filter_map(|p| {
             let m = std::fs::symlink_metadata(&p).ok()?;
@@ -237,6 +269,14 @@ mod tests {
                 .unwrap();
         }
         std::fs::write(dir.join("notes.txt"), "kept").unwrap();
+        // Temporary files: one left over by a process that died while writing, one being
+        // written now.
+        for (name, age) in [("module-9.tmp77-0", 7200), ("module-8.tmp78-0", 5)] {
+            let path = dir.join(name);
+            std::fs::write(&path, b"half a file").unwrap();
+            let f = std::fs::File::options().append(true).open(&path).unwrap();
+            f.set_modified(now - Duration::from_secs(age)).unwrap();
+        }
         evict(&dir, 2000);
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
@@ -244,7 +284,15 @@ mod tests {
             .collect();
         left.sort();
         // module-0 is stale; module-1 is the least recently used of the three within 2000 bytes.
-        assert_eq!(left, ["module-2.cwasm", "module-3.cwasm", "notes.txt"]);
+        assert_eq!(
+            left,
+            [
+                "module-2.cwasm",
+                "module-3.cwasm",
+                "module-8.tmp78-0",
+                "notes.txt"
+            ]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -258,6 +306,22 @@ mod tests {
         assert_eq!(mode & 0o077, 0, "created private: {mode:o}");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(!usable_dir(&dir));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(usable_dir(&dir));
+        // A link to a private directory is not used: whoever wrote the link chose the target.
+        let link = dir.with_extension("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(!usable_dir(&link));
+        let _ = std::fs::remove_file(&link);
+        // Nor a private directory of another user (only root can make one to test with).
+        if rustix::process::geteuid().is_root() {
+            let theirs = dir.join("theirs");
+            std::fs::create_dir(&theirs).unwrap();
+            std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+            assert!(!usable_dir(&theirs));
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
