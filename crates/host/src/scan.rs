@@ -726,7 +726,10 @@ impl Summary {
 /// Scans `inputs` on up to `threads` worker threads, one input at a time per thread, each
 /// with its own evaluator from `make`. The report and the log come out exactly as [`scan`]
 /// writes them, in input order, and the summary is the same: each input's report and log
-/// are held until the inputs before it are written.
+/// are held until the inputs before it are written, in memory up to 1 MiB each and then in a
+/// temporary file, and workers run at most two inputs per thread ahead of the writer, so
+/// memory stays bounded whatever the inputs hold. After a write error, workers take no new
+/// input (each finishes the one it is on) and the error is returned.
 ///
 /// Inputs run one after another on this thread (with [`scan`]'s progress bar) when there is
 /// one thread or one input, when an input is standard input, and for the explanation reports,
