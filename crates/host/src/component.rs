@@ -122,6 +122,10 @@ pub enum SetupError {
     /// document: memory cap, deadline or trap).
     #[error("the component could not build the detector: {0}")]
     Build(String),
+    /// The thread that enforces the per-document deadline could not be started: without it
+    /// a document that never ends would stop the scan, so the component is not run.
+    #[error("cannot start the deadline thread")]
+    Ticker(#[source] std::io::Error),
 }
 
 impl From<wasmtime::Error> for SetupError {
@@ -137,7 +141,7 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn start(engine: Engine) -> Ticker {
+    fn start(engine: Engine) -> std::io::Result<Ticker> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -147,9 +151,11 @@ impl Ticker {
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
                 }
-            })
-            .ok();
-        Ticker { stop, thread }
+            })?;
+        Ok(Ticker {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -224,7 +230,7 @@ impl ComponentRuntime {
         let mut linker = Linker::new(&engine);
         // No WASI: whatever the standard library imports traps if it is ever called.
         linker.define_unknown_imports_as_traps(&component)?;
-        let ticker = Ticker::start(engine.clone());
+        let ticker = Ticker::start(engine.clone()).map_err(SetupError::Ticker)?;
         Ok(ComponentRuntime {
             engine,
             component,
