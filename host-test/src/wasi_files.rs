@@ -37,11 +37,17 @@ mod errno {
     pub const SUCCESS: i32 = 0;
     pub const BADF: i32 = 8;
     pub const FAULT: i32 = 21;
+    pub const FBIG: i32 = 22;
     pub const INVAL: i32 = 28;
     pub const ISDIR: i32 = 31;
     pub const NOENT: i32 = 44;
+    pub const NODEV: i32 = 43;
     pub const NOTCAPABLE: i32 = 76;
 }
+
+/// The largest file the shim reads (an exception list is kilobytes): a larger one is refused
+/// with `FBIG` rather than read into memory.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// The first descriptor after stdin, stdout and stderr: where preopens start.
 const FIRST_PREOPEN: i32 = 3;
@@ -113,12 +119,32 @@ impl WasiFiles {
             std::io::ErrorKind::IsADirectory => errno::ISDIR,
             _ => errno::NOTCAPABLE,
         };
-        let mut file = dir.open(relative).map_err(refused)?;
-        if file.metadata().map_err(refused)?.is_dir() {
-            return Err(errno::ISDIR);
-        }
+        // Only regular files: opening a FIFO would wait for a writer, and a device may never
+        // end. Checked before opening (through the capability, links resolved inside it) and
+        // again on the open file.
+        let kind = |m: &cap_std::fs::Metadata| {
+            if m.is_dir() {
+                Err(errno::ISDIR)
+            } else if !m.is_file() {
+                Err(errno::NODEV)
+            } else if m.len() > MAX_FILE_BYTES {
+                Err(errno::FBIG)
+            } else {
+                Ok(())
+            }
+        };
+        kind(&dir.metadata(relative).map_err(refused)?)?;
+        let file = dir.open(relative).map_err(refused)?;
+        kind(&file.metadata().map_err(refused)?)?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(refused)?;
+        // The file may grow after the check: read no more than the bound, plus one byte to
+        // tell.
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(refused)?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(errno::FBIG);
+        }
         let fd = self.next_fd;
         self.next_fd += 1;
         self.open.insert(fd, (bytes, 0));

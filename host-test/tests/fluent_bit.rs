@@ -535,3 +535,47 @@ fn symlinked_directories_do_not_leave_a_preopen() {
     // Through the link inside, the exceptions apply: the alert is suppressed (dropped).
     assert_eq!(reply_in(&inside), Reply::Dropped);
 }
+
+/// Only regular files are read through a preopen, and only up to the shim's bound: a FIFO
+/// where the exception list should be (opening it would wait for a writer forever) and a file
+/// over the bound are refused at once, as if absent, so the alert stays.
+#[test]
+fn fifos_and_oversized_files_are_refused_without_waiting() {
+    let base = vmext_test_support::TempDir::new("fb-preopen-special");
+    let fifo_work = base.path().join("fifo");
+    std::fs::create_dir_all(fifo_work.join("etc/vmext")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(fifo_work.join("etc/vmext/exceptions.json"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let big_work = base.path().join("big");
+    std::fs::create_dir_all(big_work.join("etc/vmext")).unwrap();
+    let big = std::fs::File::create(big_work.join("etc/vmext/exceptions.json")).unwrap();
+    big.set_len(host_test::wasi_files::MAX_FILE_BYTES + 1)
+        .unwrap();
+
+    let record =
+        std::fs::read_to_string(repo_root().join("fixtures/ecs/microsoft-monitoring-agent.json"))
+            .unwrap();
+    for work in [fifo_work, big_work] {
+        let record = record.trim().as_bytes().to_vec();
+        let (send, receive) = std::sync::mpsc::channel();
+        let shown = work.display().to_string();
+        std::thread::spawn(move || {
+            let module =
+                FluentBitModule::load(&build_artefact(Artefact::FluentBit), false).unwrap();
+            let mut fb = module
+                .instantiate_with(WasiFiles::accessible_paths(".", &work).unwrap())
+                .unwrap();
+            let _ = send.send(fb.call(Mode::Alerts, "t", &record).unwrap());
+        });
+        match receive.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(Reply::Record(reply)) => {
+                assert!(reply.contains("\"kind\":\"alert\""), "{shown}: {reply}")
+            }
+            Ok(other) => panic!("{shown}: the alert was lost: {other:?}"),
+            Err(e) => panic!("{shown}: no reply within a minute ({e}): the shim waited"),
+        }
+    }
+}
