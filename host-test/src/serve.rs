@@ -9,10 +9,12 @@
 //!
 //! * **Files by capability**: the root is opened once as a `cap_std::fs::Dir`, and every
 //!   request is opened through it, so no path (`..`, an absolute path, a symlink to a file or
-//!   a directory outside the root) can reach outside it. Symlinks that stay inside are served.
+//!   a directory outside the root) can reach outside it. Symlinks that stay inside are served;
+//!   only regular files are (a FIFO would hold a worker until something wrote to it).
 //! * **Bounded work per peer**: the request head is read into at most [`MAX_HEAD_BYTES`] (more
 //!   is answered 431), with a deadline for the whole head (408), and one request per
-//!   connection. A fixed pool of workers serves connections from a bounded queue; a connection
+//!   connection; a response must be written within a deadline, however slowly the peer
+//!   reads. A fixed pool of workers serves connections from a bounded queue; a connection
 //!   that finds the queue full is answered 503 at once and closed, so idle connections cannot
 //!   exhaust threads or descriptors.
 //! * **The `Host` header must name this server** (`127.0.0.1:PORT` or `localhost:PORT`), else
@@ -43,8 +45,9 @@ const MAX_HEADERS: usize = 64;
 pub struct ServeOptions {
     /// Time allowed for a peer to send its whole request head.
     pub head_deadline: Duration,
-    /// Time allowed for each write of a response.
-    pub write_timeout: Duration,
+    /// Time allowed for the whole response to be written: a peer that reads slowly holds a
+    /// worker for no longer than this.
+    pub response_deadline: Duration,
     /// Connections served at once.
     pub workers: usize,
     /// Connections accepted and waiting for a worker; beyond this, 503.
@@ -52,12 +55,12 @@ pub struct ServeOptions {
 }
 
 impl Default for ServeOptions {
-    /// 5 s for a request head, 10 s per write, 8 workers, 32 waiting: far more than one
+    /// 5 s for a request head, 30 s for a response, 8 workers, 32 waiting: far more than one
     /// browser tab needs.
     fn default() -> Self {
         ServeOptions {
             head_deadline: Duration::from_secs(5),
-            write_timeout: Duration::from_secs(10),
+            response_deadline: Duration::from_secs(30),
             workers: 8,
             queue: 32,
         }
@@ -238,7 +241,7 @@ fn handle(
     options: &ServeOptions,
     mut stream: TcpStream,
 ) -> io::Result<()> {
-    stream.set_write_timeout(Some(options.write_timeout))?;
+    stream.set_write_timeout(Some(options.response_deadline))?;
     let raw = match read_head(&mut stream, options.head_deadline) {
         Ok(raw) => raw,
         Err(status) => {
@@ -276,7 +279,11 @@ fn handle(
     let Some(relative) = relative_path(target) else {
         return answer(&mut stream, &NOT_FOUND, !is_head);
     };
-    // Opened through the root's capability: nothing outside it, symlinks included.
+    // Opened through the root's capability: nothing outside it, symlinks included. Only
+    // regular files: opening a FIFO would wait for a writer.
+    if !root.metadata(relative).is_ok_and(|m| m.is_file()) {
+        return answer(&mut stream, &NOT_FOUND, !is_head);
+    }
     let file = match root.open(relative) {
         Ok(file) => file,
         Err(_) => return answer(&mut stream, &NOT_FOUND, !is_head),
@@ -293,9 +300,32 @@ fn handle(
         "",
     )?;
     if !is_head {
-        io::copy(&mut file.into_std().take(length), &mut stream)?;
+        send_within(
+            &mut file.into_std().take(length),
+            &mut stream,
+            options.response_deadline,
+        )?;
     }
     stream.flush()
+}
+
+/// Copies `from` to the peer, failing once `deadline` has passed since the first byte: each
+/// write may take only the time that is left.
+fn send_within(from: &mut impl Read, stream: &mut TcpStream, deadline: Duration) -> io::Result<()> {
+    let started = Instant::now();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = from.read(&mut buf)?;
+        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+            return Ok(());
+        };
+        let left = deadline
+            .checked_sub(started.elapsed())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "response deadline passed"))?;
+        stream.set_write_timeout(Some(left))?;
+        stream.write_all(chunk)?;
+    }
 }
 
 /// Serves `root` on `127.0.0.1:port` until the process ends (port 0 picks a free port), with

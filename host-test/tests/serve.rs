@@ -27,6 +27,15 @@ fn start(label: &str, options: ServeOptions) -> (SocketAddr, vmext_test_support:
     std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("passwd")).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
     std::os::unix::fs::symlink("pkg/app.js", root.join("inside.js")).unwrap();
+    // A FIFO: opening it would wait for a writer.
+    let made = std::process::Command::new("mkfifo")
+        .arg(root.join("fifo"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Larger than the socket buffers: a peer that does not read keeps the server writing.
+    let big = std::fs::File::create(root.join("big.bin")).unwrap();
+    big.set_len(64 << 20).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let served = root.clone();
     std::thread::spawn(move || {
@@ -85,6 +94,7 @@ fn files_are_served_and_nothing_outside_the_root() {
         "/pkg",
         "/missing.html",
         "/%2e%2e/outside/secret.txt",
+        "/fifo",
     ] {
         let response = get(addr, "GET", path);
         assert_eq!(status(&response), "404", "{path}: {response}");
@@ -223,4 +233,43 @@ fn idle_connections_cannot_starve_new_requests() {
         std::thread::sleep(Duration::from_millis(200));
     }
     drop(idle);
+}
+
+/// A peer that asks for a large file and reads it slowly (each write of the server succeeds,
+/// so no per-write timeout would fire) holds its worker only until the response deadline: with
+/// one worker, the next request is served instead of waiting for the whole slow download.
+#[test]
+fn a_slow_reader_holds_a_worker_no_longer_than_the_response_deadline() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let options = ServeOptions {
+        workers: 1,
+        response_deadline: Duration::from_secs(2),
+        ..ServeOptions::default()
+    };
+    let (addr, _dir) = start("serve-slow-reader", options);
+    let mut slow = TcpStream::connect(addr).unwrap();
+    write!(
+        slow,
+        "GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+        addr.port()
+    )
+    .unwrap();
+    // 16 KiB every 100 ms: 64 MiB would take over an hour.
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let stop = std::sync::Arc::clone(&done);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 16 << 10];
+        while !stop.load(Ordering::Relaxed) {
+            match slow.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // `get` gives up after 20 s: without the deadline, the one worker would still be busy.
+    let next = get(addr, "GET", "/index.html");
+    done.store(true, Ordering::Relaxed);
+    assert_eq!(status(&next), "200", "{next}");
+    let _ = reader.join();
 }
