@@ -68,14 +68,26 @@ pub fn text_reader<'r>(reader: impl Read + 'r) -> Result<Box<dyn Read + 'r>, Inp
     Ok(Box::new(io::Cursor::new(head).chain(rest)))
 }
 
-/// Reads the first [`HEAD`] bytes (fewer if the input is shorter), however the reads come.
+/// The fewest bytes looked at before an input is recognised: the longest magic number (xz's).
+const MIN_HEAD: usize = 6;
+
+/// Reads the start of an input to recognise it: up to [`HEAD`] bytes, but no more than is
+/// already there once [`MIN_HEAD`] bytes are in. A file gives its first [`HEAD`] bytes in one
+/// read; a pipe from a live source (`tail -f … |`) gives what has been written so far, and its
+/// first record is scanned at once instead of waiting for [`HEAD`] bytes to arrive.
 fn read_head<R: Read>(mut reader: R) -> io::Result<(Vec<u8>, R)> {
     let mut head = vec![0; HEAD];
     let mut filled = 0;
     while filled < HEAD {
+        let want = HEAD - filled;
         match reader.read(head.get_mut(filled..).unwrap_or_default()) {
             Ok(0) => break,
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                if filled >= MIN_HEAD && n < want {
+                    break;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -229,6 +241,31 @@ pub fn frames(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    /// A live source: one record written, then nothing more for now (a further read would
+    /// block; here it fails the test).
+    struct Live(Option<&'static [u8]>);
+
+    impl Read for Live {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some(data) = self.0.take() else {
+                panic!("read again: the first record would wait for more input");
+            };
+            buf[..data.len()].copy_from_slice(data);
+            Ok(data.len())
+        }
+    }
+
+    #[test]
+    fn a_live_source_is_not_waited_on_for_a_full_head() {
+        let record: &[u8] = b"{\"operationName\":\"x\"}\n";
+        let (head, _) = read_head(Live(Some(record))).unwrap();
+        assert_eq!(head, record);
+        // Fewer bytes than a magic number: reads go on (to the end here).
+        let short = io::Cursor::new(b"{}".to_vec()).chain(io::Cursor::new(b"\n".to_vec()));
+        let (head, _) = read_head(short).unwrap();
+        assert_eq!(head, b"{}\n");
+    }
 
     /// Frames text and describes each frame as `line:D:text`, `line:I` or `line:O:bytes`.
     fn framed(text: &[u8], cap: usize) -> Vec<String> {
