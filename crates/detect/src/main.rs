@@ -29,7 +29,8 @@ EXIT STATUS (scan): 0, or the sum of the bits that hold:
     0   the scan finished: no alert, every document valid, every input read
     1   at least one alert was raised
     4   some documents or records were invalid or over the size cap (reported on stderr)
-    8   some input could not be opened or read to its end (reported on stderr)
+    8   some input could not be opened, was not JSON text, or could not be read to its
+        end (reported on stderr)
     2   the scan could not run at all, or stopped (bad arguments, rule or exceptions, or
         stdout closed or full); never combined";
 

@@ -12,7 +12,8 @@ use crate::scan::exit;
 /// Help and version go to stdout with status 0; a usage error goes to stderr with status 2;
 /// help that cannot be written (a closed or full stdout) is reported on stderr with status 2,
 /// never a panic. `run`'s status is the program's; its error is printed on stderr as
-/// `<program>: <error>` with the chain of causes (`{:#}`), status 2.
+/// `<program>: <error>`, formatted with `{:#}` (for an `anyhow::Error`, the whole chain of
+/// causes), status 2.
 pub fn main<C, E>(program: &str, run: impl FnOnce(C) -> Result<u8, E>) -> ExitCode
 where
     C: clap::Parser,

@@ -195,7 +195,7 @@ pub struct ScanOptions {
 
 /// Scans inputs in order, writing the report to `out` and errors for bad documents and
 /// unreadable inputs to `log`. An input that cannot be read is reported and counted, and the
-/// scan goes on; only a failure to write `out` stops it.
+/// scan goes on; only a failure to write `out` or `log` stops it.
 pub fn scan(
     inputs: &[Input],
     evaluator: &mut dyn Evaluator,
