@@ -350,8 +350,9 @@ fn every_fixture_and_a_mixed_corpus_through_every_function() {
 /// prints a notice and gives `None`; under `CI=true` it fails.
 fn aot_module(wasm: &Path) -> Option<PathBuf> {
     use std::io::Write as _;
-    let aot = repo_root().join(vmext_artefacts::aot_path(std::env::consts::ARCH));
-    let source = std::fs::read(repo_root().join(vmext_artefacts::aot_source_path()));
+    let arch = std::env::consts::ARCH;
+    let aot = repo_root().join(vmext_artefacts::aot_path(arch));
+    let source = std::fs::read(repo_root().join(vmext_artefacts::aot_source_path(arch)));
     let why = if !aot.is_file() {
         "not built"
     } else if source.ok() != Some(std::fs::read(wasm).unwrap()) {

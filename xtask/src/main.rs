@@ -27,7 +27,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, anyhow, bail};
 use vmext_artefacts::Artefact;
 
-const USAGE: &str = "usage: cargo xtask <run|test|build|aot>
+const USAGE: &str = "usage: cargo xtask <run|test|build|aot|playground|fuzz|vrl>
 
   run    build the component and vmext-detect, then scan the shipped fixtures through the
          component (alerts to stdout, summary to stderr)
@@ -899,8 +899,11 @@ fn wamrc() -> Result<PathBuf> {
 }
 
 /// Compiles the Fluent Bit module ahead of time with `wamrc` for each of `arches` into
-/// [`vmext_artefacts::AOT_DIR`], after building the module from the current sources. An AOT
-/// file already compiled from the same module bytes is kept.
+/// [`vmext_artefacts::AOT_DIR`], after building the module from the current sources. Each
+/// architecture's AOT file has its own copy of the module it was compiled from
+/// ([`vmext_artefacts::aot_source_path`]): a file whose copy holds the same module bytes is
+/// kept, and only the others are compiled again, so compiling for one architecture never makes
+/// another's stale file look up to date.
 fn compile_aot(arches: &[&str]) -> Result<Vec<PathBuf>> {
     step(
         "build the Fluent Bit filter",
@@ -910,25 +913,35 @@ fn compile_aot(arches: &[&str]) -> Result<Vec<PathBuf>> {
     )?;
     let module = root().join(Artefact::FluentBit.path());
     let bytes = std::fs::read(&module).with_context(|| module.display().to_string())?;
-    let source = root().join(vmext_artefacts::aot_source_path());
-    let unchanged = std::fs::read(&source).is_ok_and(|old| old == bytes);
-    let wanted: Vec<(&str, PathBuf)> = arches
-        .iter()
-        .map(|arch| (*arch, root().join(vmext_artefacts::aot_path(arch))))
-        .collect();
-    if unchanged && wanted.iter().all(|(_, path)| path.is_file()) {
-        for (_, path) in &wanted {
+    let mut stale = Vec::new();
+    let mut compiled = Vec::new();
+    for arch in arches {
+        let path = root().join(vmext_artefacts::aot_path(arch));
+        let source = root().join(vmext_artefacts::aot_source_path(arch));
+        if path.is_file() && std::fs::read(&source).is_ok_and(|old| old == bytes) {
             eprintln!("    up to date: {}", path.display());
+        } else {
+            stale.push((*arch, source, path.clone()));
         }
-        return Ok(wanted.into_iter().map(|(_, p)| p).collect());
+        compiled.push(path);
+    }
+    if stale.is_empty() {
+        return Ok(compiled);
     }
     let wamrc = wamrc()?.display().to_string();
     let dir = root().join(vmext_artefacts::AOT_DIR);
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
-    // The source copy goes last, so that an interrupted run is never taken as up to date.
-    let _ = std::fs::remove_file(&source);
     let module_arg = module.display().to_string();
-    for (arch, path) in &wanted {
+    for (arch, source, path) in stale {
+        // The source copy is removed first and written last, so that an interrupted run is
+        // never taken as up to date.
+        match std::fs::remove_file(&source) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot remove {}", source.display()));
+            }
+        }
         let target = format!("--target={arch}");
         let out = path.display().to_string();
         step(
@@ -937,10 +950,10 @@ fn compile_aot(arches: &[&str]) -> Result<Vec<PathBuf>> {
             &[&target, "-o", &out, &module_arg],
             &[0],
         )?;
+        std::fs::write(&source, &bytes).with_context(|| source.display().to_string())?;
         eprintln!("    -> {out}");
     }
-    std::fs::write(&source, &bytes).with_context(|| source.display().to_string())?;
-    Ok(wanted.into_iter().map(|(_, p)| p).collect())
+    Ok(compiled)
 }
 
 /// The AOT file the real-Fluent-Bit test loads (this machine's architecture), for `cargo xtask

@@ -140,10 +140,12 @@ pub fn aot_path(arch: &str) -> PathBuf {
     PathBuf::from(AOT_DIR).join(format!("vmext_guest.{arch}.aot"))
 }
 
-/// The copy of the Fluent Bit module the AOT files in [`AOT_DIR`] were compiled from: a
-/// reader compares it with the module built from the current sources to tell a stale AOT file.
-pub fn aot_source_path() -> PathBuf {
-    PathBuf::from(AOT_DIR).join(GUEST_FILE)
+/// The copy of the Fluent Bit module that [`aot_path`]`(arch)` was compiled from, one per
+/// architecture (an AOT file may be compiled for one architecture alone), relative to the
+/// repository root: a reader compares it with the module built from the current sources to tell
+/// a stale AOT file.
+pub fn aot_source_path(arch: &str) -> PathBuf {
+    PathBuf::from(AOT_DIR).join(format!("vmext_guest.{arch}.source.wasm"))
 }
 
 #[cfg(test)]
@@ -167,6 +169,11 @@ mod tests {
         assert_eq!(
             aot_path("x86_64"),
             PathBuf::from("target/aot/vmext_guest.x86_64.aot")
+        );
+        assert_ne!(aot_source_path("x86_64"), aot_source_path("aarch64"));
+        assert_eq!(
+            aot_source_path("aarch64"),
+            PathBuf::from("target/aot/vmext_guest.aarch64.source.wasm")
         );
     }
 }
