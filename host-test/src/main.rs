@@ -41,7 +41,8 @@ enum Command {
     /// the module returns is written to stdout, a summary to stderr.
     ///
     /// Exit status: 0, or the sum of 1 (a record carries alerts) and 4 (corrupt replies or
-    /// traps); 2 when it cannot run.
+    /// traps); 2 when it cannot run, when an input cannot be opened or read, or when stdout
+    /// cannot be written.
     FluentBit(FluentBitArgs),
     /// Serve the rule playground (DIR) on http://127.0.0.1:PORT with a strict
     /// Content-Security-Policy; build it first with `cargo xtask playground`, which also
@@ -138,7 +139,14 @@ fn run_fluent_bit(args: FluentBitArgs) -> Result<u8> {
     let mode = Mode::ALL
         .into_iter()
         .find(|m| m.function_name() == args.function)
-        .ok_or_else(|| anyhow!("the module exports no filter function `{}`", args.function))?;
+        .ok_or_else(|| {
+            let known: Vec<&str> = Mode::ALL.iter().map(|m| m.function_name()).collect();
+            anyhow!(
+                "--function {}: not one of the filter functions this project's module exports ({})",
+                args.function,
+                known.join(", ")
+            )
+        })?;
     let path = find_module(args.module.as_deref()).map_err(|e| anyhow!(e))?;
     let module = FluentBitModule::load(&path, false)
         .map_err(anyhow::Error::from)
@@ -159,42 +167,52 @@ fn run_fluent_bit(args: FluentBitArgs) -> Result<u8> {
     };
     let cap = args.max_document_bytes;
     let started = Instant::now();
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut out = StdoutWriter(io::BufWriter::with_capacity(
+        256 * 1024,
+        io::stdout().lock(),
+    ));
     let mut records = |feed: &mut dyn FnMut(&[u8]) -> io::Result<()>| -> io::Result<()> {
         for input in &inputs {
             let name = input
                 .as_ref()
                 .map_or_else(|| "<stdin>".to_owned(), |p| p.display().to_string());
-            let reader: Box<dyn io::Read> =
-                match input {
-                    None => Box::new(io::stdin()),
-                    Some(path) => Box::new(std::fs::File::open(path).map_err(|e| {
-                        io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                    })?),
-                };
+            let named = |e: io::Error| io::Error::new(e.kind(), format!("{name}: {e}"));
+            let reader: Box<dyn io::Read> = match input {
+                None => Box::new(io::stdin()),
+                Some(path) => Box::new(std::fs::File::open(path).map_err(named)?),
+            };
             // As Fluent Bit's `tail` input: one record per line, every non-blank line handed to
             // the module as it is (the module answers unreadable ones itself); a line over the
             // cap is reported and skipped, as `tail` skips lines over its buffer.
             let text = text_reader(reader).map_err(|e| match e {
-                InputError::Io(e) => e,
+                InputError::Io(e) => named(e),
                 other => io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {other}")),
             })?;
+            // `feed` fails only when writing to stdout fails, and says so itself; any other
+            // error is the input's.
+            let mut write_failed = false;
             for_each_line(text, cap, |n, line| match line {
-                Line::Text(t) if !t.iter().all(u8::is_ascii_whitespace) => feed(t),
+                Line::Text(t) if !t.iter().all(u8::is_ascii_whitespace) => {
+                    feed(t).inspect_err(|_| write_failed = true)
+                }
                 Line::TooLong(len) => {
-                    eprintln!("{name}:{n}: line of {len} bytes over the size cap; skipped");
+                    let _ = writeln!(
+                        io::stderr(),
+                        "{name}:{n}: line of {len} bytes over the size cap; skipped"
+                    );
                     Ok(())
                 }
                 _ => Ok(()),
-            })?;
+            })
+            .map_err(|e| if write_failed { e } else { named(e) })?;
         }
         Ok(())
     };
     let summary = run_records(&mut instance, mode, "vmext", &mut records, &mut out)?;
     drop(out);
     let secs = started.elapsed().as_secs_f64().max(1e-9);
-    eprintln!(
+    let _ = writeln!(
+        io::stderr(),
         "records {}: {} returned, {} with alerts, {} dropped, {} corrupt replies, {} traps; {:.1} MB in {:.2} s: {:.0} records/s, {:.1} MB/s",
         summary.records,
         summary.returned,
@@ -215,6 +233,25 @@ fn run_fluent_bit(args: FluentBitArgs) -> Result<u8> {
         status |= exit::INVALID;
     }
     Ok(status)
+}
+
+/// Standard output for the records a command writes: a failed write or flush is reported as
+/// `cannot write to stdout: …` by whichever caller passes the error on, so that it is never
+/// taken for an input's error.
+struct StdoutWriter<W>(W);
+
+impl<W: Write> Write for StdoutWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(stdout_error)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(stdout_error)
+    }
+}
+
+fn stdout_error(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot write to stdout: {e}"))
 }
 
 fn run(cli: Cli) -> Result<u8> {

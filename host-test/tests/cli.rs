@@ -101,9 +101,29 @@ fn the_fluent_bit_module_from_the_command_line() {
         err.contains("error while pre-opening directory etc/missing: 2"),
         "{err}"
     );
+    // An input that cannot be opened stops the run, named.
+    let (code, out, err) = harness(&[
+        "fluent-bit",
+        "--module",
+        module,
+        "fixtures/ecs/custom-script-extension.json",
+        "fixtures/missing.json",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(out.lines().count(), 1, "the records before it are written");
+    assert!(
+        err.starts_with("host-test: fixtures/missing.json: No such file or directory"),
+        "{err}"
+    );
     let (code, _, err) = harness(&["fluent-bit", "--module", module, "--function", "main"]);
     assert_eq!(code, 2);
-    assert!(err.contains("no filter function `main`"), "{err}");
+    assert!(
+        err.contains(
+            "--function main: not one of the filter functions this project's module exports \
+             (vmext_annotate, vmext_alerts, vmext_annotate_hardened, vmext_alerts_hardened)"
+        ),
+        "{err}"
+    );
 }
 
 /// Every subcommand takes only its own flags, and an unknown one is an error (status 2).
@@ -124,10 +144,21 @@ fn flags_belong_to_their_subcommand() {
 /// a panic (as the shipped command).
 #[test]
 fn harness_stdout_write_errors_are_reported_not_panics() {
+    let module = vmext_test_support::build_artefact(vmext_test_support::Artefact::FluentBit);
+    let module = module.to_str().unwrap();
+    let fluent_bit = [
+        "fluent-bit",
+        "--module",
+        module,
+        "--function",
+        "vmext_annotate",
+        "fixtures/ecs/custom-script-extension.json",
+    ];
     for args in [
         &["efficacy", "--records", "2"][..],
         &["generate", "--records", "50"][..],
         &["--help"][..],
+        &fluent_bit[..],
     ] {
         let full = std::fs::File::create("/dev/full").unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_host-test"))
@@ -138,4 +169,17 @@ fn harness_stdout_write_errors_are_reported_not_panics() {
             .unwrap();
         vmext_test_support::assert_stdout_failure_reported(&out, &format!("{args:?}"));
     }
+    // The records' writer names stdout itself, so its error is never taken for an input's.
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .args(fluent_bit)
+        .current_dir(vmext_test_support::repo_root())
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("host-test: cannot write to stdout: No space left on device"),
+        "{err}"
+    );
 }
