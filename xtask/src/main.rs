@@ -290,12 +290,7 @@ fn wasm_bindgen() -> Result<String> {
     let tools = Tools::get()?;
     let version = wasm_bindgen_version()?;
     let wanted = format!("wasm-bindgen {version}");
-    let usable = |candidate: &str| {
-        Command::new(candidate)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == wanted)
-    };
+    let usable = |candidate: &str| reports_version(candidate, &wanted);
     if let Some(found) = tools.find("wasm-bindgen", usable) {
         return Ok(found);
     }
@@ -493,17 +488,20 @@ fn cargo_fuzz() -> Result<String> {
     Ok(tools.bin("cargo-fuzz").display().to_string())
 }
 
+/// Whether `program --version` prints exactly `wanted`: a tool of the pinned version.
+fn reports_version(program: &str, wanted: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == wanted)
+}
+
 /// A cargo-deny of the pinned version (or any on PATH that answers): the one on PATH, else one
 /// installed into the tools folder on first use.
 fn cargo_deny() -> Result<String> {
     let tools = Tools::get()?;
     let wanted = format!("cargo-deny {CARGO_DENY_VERSION}");
-    let usable = |candidate: &str| {
-        Command::new(candidate)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == wanted)
-    };
+    let usable = |candidate: &str| reports_version(candidate, &wanted);
     if let Some(found) = tools.find("cargo-deny", usable) {
         return Ok(found);
     }

@@ -635,21 +635,11 @@ struct Progress {
 
 impl Progress {
     fn for_input(input: &Input, wanted: bool) -> Progress {
-        let total = match input {
-            Input::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-            Input::Stdin => 0,
-        };
-        let bar = (wanted && total > 0 && io::stderr().is_terminal()).then(|| {
-            let bar =
-                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
-            if let Ok(style) = ProgressStyle::with_template(
-                "[{bar:30}] {percent:>3}% {decimal_bytes_per_sec:>11} {msg}",
-            ) {
-                bar.set_style(style.progress_chars("#>-"));
-            }
-            bar.set_message(visible(&input.to_string()).into_owned());
-            bar
-        });
+        let bar = progress_bar(
+            wanted,
+            input_len(input),
+            visible(&input.to_string()).into_owned(),
+        );
         Progress { bar }
     }
 
@@ -937,17 +927,7 @@ struct FilesProgress {
 impl FilesProgress {
     fn new(inputs: &[Input], wanted: bool) -> FilesProgress {
         let total: u64 = inputs.iter().map(input_len).sum();
-        let bar = (wanted && total > 0 && io::stderr().is_terminal()).then(|| {
-            let bar =
-                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
-            if let Ok(style) = ProgressStyle::with_template(
-                "[{bar:30}] {percent:>3}% {decimal_bytes_per_sec:>11} {msg}",
-            ) {
-                bar.set_style(style.progress_chars("#>-"));
-            }
-            bar.set_message(format!("{} inputs", inputs.len()));
-            bar
-        });
+        let bar = progress_bar(wanted, total, format!("{} inputs", inputs.len()));
         FilesProgress { bar }
     }
 
@@ -969,6 +949,22 @@ impl FilesProgress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// A progress bar over `total` bytes on stderr, labelled `message`, when it is wanted and
+/// stderr is a terminal.
+fn progress_bar(wanted: bool, total: u64, message: String) -> Option<ProgressBar> {
+    (wanted && total > 0 && io::stderr().is_terminal()).then(|| {
+        let bar =
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
+        if let Ok(style) = ProgressStyle::with_template(
+            "[{bar:30}] {percent:>3}% {decimal_bytes_per_sec:>11} {msg}",
+        ) {
+            bar.set_style(style.progress_chars("#>-"));
+        }
+        bar.set_message(message);
+        bar
+    })
 }
 
 fn input_len(input: &Input) -> u64 {
