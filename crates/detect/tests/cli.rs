@@ -394,3 +394,48 @@ fn threads_change_nothing_but_speed() {
     let (code, _, err) = detect(&["scan", "--threads", "0"], b"");
     assert_eq!(code, 2, "{err}");
 }
+
+/// A full stdout stops a scan of many files on several threads too: status 2 and a message
+/// naming stdout, and no worker left waiting for its turn to write (the scan ends).
+#[test]
+fn a_write_error_ends_a_scan_on_several_threads() {
+    // The first input's alerts are more than stdout's buffer, so the write fails while the
+    // other inputs are still being scanned.
+    let dir = vmext_test_support::TempDir::new("cli-threads-full");
+    let alerting = std::fs::read(
+        vmext_test_support::repo_root().join("fixtures/ecs/custom-script-extension.json"),
+    )
+    .unwrap();
+    let many_alerts = dir.path().join("many-alerts.json");
+    std::fs::write(&many_alerts, alerting.repeat(200)).unwrap();
+    let mut files = vec![many_alerts.display().to_string()];
+    files.extend(
+        vmext_test_support::fixture_files()
+            .iter()
+            .map(|p| p.display().to_string()),
+    );
+    assert!(
+        files.len() > 20,
+        "more inputs than the workers may run ahead"
+    );
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmext-detect"))
+        .args(["scan", "--engine", "native", "--threads", "2"])
+        .args(&files)
+        .current_dir(vmext_test_support::repo_root())
+        .stdin(Stdio::null())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("the scan did not end after a write error");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    vmext_test_support::assert_stdout_failure_reported(&out, "scan -j 2 of every fixture");
+}

@@ -746,7 +746,7 @@ pub fn scan_files(
         ..options
     };
     let order = Order::new(threads);
-    let result = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let (send, receive) = std::sync::mpsc::channel::<(usize, Result<Done, String>)>();
         for _ in 0..threads {
             let send = send.clone();
@@ -769,32 +769,37 @@ pub fn scan_files(
             });
         }
         drop(send);
-        let mut waiting = std::collections::BTreeMap::new();
-        let mut written = 0;
-        let mut total = Summary::default();
-        for (i, done) in receive {
-            let done = done.map_err(ScanFilesError::Evaluator)?;
-            waiting.insert(i, done);
-            while let Some(mut done) = waiting.remove(&written) {
-                bar.suspend(|| done.lines.copy_to(log))
-                    .map_err(|e| ScanFilesError::Scan(ScanError::Log(e)))?;
-                done.report
-                    .copy_to(out)
-                    .map_err(|e| ScanFilesError::Scan(ScanError::Report(e)))?;
-                total.absorb(&done.summary);
-                bar.advance(inputs.get(written));
-                written += 1;
-                order.written(written);
+        let mut write_in_order = || {
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut written = 0;
+            let mut total = Summary::default();
+            for (i, done) in &receive {
+                let done = done.map_err(ScanFilesError::Evaluator)?;
+                waiting.insert(i, done);
+                while let Some(mut done) = waiting.remove(&written) {
+                    bar.suspend(|| done.lines.copy_to(log))
+                        .map_err(|e| ScanFilesError::Scan(ScanError::Log(e)))?;
+                    done.report
+                        .copy_to(out)
+                        .map_err(|e| ScanFilesError::Scan(ScanError::Report(e)))?;
+                    total.absorb(&done.summary);
+                    bar.advance(inputs.get(written));
+                    written += 1;
+                    order.written(written);
+                }
             }
-        }
-        bar.finish();
-        out.flush()
-            .map_err(|e| ScanFilesError::Scan(ScanError::Report(e)))?;
-        Ok(total)
-    });
-    // On an error the workers stop taking inputs (each finishes the one it is on).
-    order.stop();
-    result
+            bar.finish();
+            out.flush()
+                .map_err(|e| ScanFilesError::Scan(ScanError::Report(e)))?;
+            Ok(total)
+        };
+        let result = write_in_order();
+        // Before the scope waits for the workers: on an error, those waiting for the window
+        // to move would wait forever. Each finishes the input it is on, and takes no other.
+        order.stop();
+        drop(receive);
+        result
+    })
 }
 
 /// Scans one input into held output, for [`scan_files`]' workers.
