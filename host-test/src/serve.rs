@@ -215,12 +215,17 @@ fn read_head(stream: &mut TcpStream, deadline: Duration) -> Result<Vec<u8>, &'st
 /// drop at most [`MAX_LINGER_BYTES`] for at most [`LINGER`], so that the peer receives the
 /// answer instead of a reset, without the server taking more than that from it.
 fn linger(stream: &mut TcpStream) {
+    linger_for(stream, LINGER);
+}
+
+/// [`linger`] for at most `time`.
+fn linger_for(stream: &mut TcpStream, time: Duration) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(LINGER));
+    let _ = stream.set_read_timeout(Some(time));
     let started = Instant::now();
     let mut drained = 0;
     let mut sink = [0u8; 8192];
-    while drained < MAX_LINGER_BYTES && started.elapsed() < LINGER {
+    while drained < MAX_LINGER_BYTES && started.elapsed() < time {
         match stream.read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
@@ -230,6 +235,10 @@ fn linger(stream: &mut TcpStream) {
 
 /// How long [`linger`] waits for a peer to stop sending.
 const LINGER: Duration = Duration::from_millis(250);
+
+/// How long a connection answered 503 lingers: on the accepting thread, so briefly (a flood of
+/// connections slows accepting by this much each, and no more).
+const BUSY_LINGER: Duration = Duration::from_millis(20);
 
 /// The most bytes [`linger`] reads and drops.
 const MAX_LINGER_BYTES: usize = 1 << 20;
@@ -373,7 +382,11 @@ pub fn serve_with(
                 Ok(()) => {}
                 Err(TrySendError::Full(mut stream)) => {
                     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-                    let _ = answer(&mut stream, &BUSY, true);
+                    // Lingers briefly, so that closing with the request unread does not reset
+                    // the connection before the peer has read the 503.
+                    if answer(&mut stream, &BUSY, true).is_ok() {
+                        linger_for(&mut stream, BUSY_LINGER);
+                    }
                 }
                 Err(TrySendError::Disconnected(_)) => {
                     return Err(io::Error::other("every worker of the server has stopped"));
