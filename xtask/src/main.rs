@@ -488,6 +488,21 @@ fn cargo_fuzz() -> Result<String> {
     Ok(tools.bin("cargo-fuzz").display().to_string())
 }
 
+/// Each file of a folder: its name and its bytes.
+fn files_in(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| dir.display().to_string())? {
+        let path = entry?.path();
+        let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
+        let name = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        files.push((name, bytes));
+    }
+    Ok(files)
+}
+
 /// Whether `program --version` prints exactly `wanted`: a tool of the pinned version.
 fn reports_version(program: &str, wanted: &str) -> bool {
     Command::new(program)
@@ -579,25 +594,12 @@ fn seed_fuzz_corpora() -> Result<()> {
         ("exceptions", "fixtures/exceptions"),
         ("rule_file", "rules"),
     ] {
-        for entry in std::fs::read_dir(root().join(folder))? {
-            let path = entry?.path();
-            let bytes = std::fs::read(&path)?;
-            let file = path
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        for (file, bytes) in files_in(&root().join(folder))? {
             write(target, &file, &bytes)?;
         }
     }
     for shape in ["ecs", "raw"] {
-        let dir = root().join("fixtures").join(shape);
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            let bytes = std::fs::read(&path)?;
-            let file = path
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        for (file, bytes) in files_in(&root().join("fixtures").join(shape))? {
             let name = format!("{shape}-{file}");
             for target in ["evaluator", "prefilter", "fluent_bit_entry"] {
                 write(target, &name, &bytes)?;
