@@ -3,7 +3,11 @@
 # hand-written VRL a Vector user would write for the faithful rule on nested ECS fields
 # (bench/vector-handwritten.vrl), and a `remap` that does nothing, on the same ECS corpus.
 #
-#   bench/vector.sh              RECORDS=200000 ROUNDS=3 by default
+#   bench/vector.sh              RECORDS=200000 ROUNDS=3 SHAPE=ecs by default
+#   SHAPE=raw bench/vector.sh    the same on raw Azure export records
+#   BASELINE=old.vrl bench/vector.sh
+#                                also an earlier generated program, side by side (e.g. from
+#                                `git show REV:vector/azure_vm_extension_deployment_by_user.vrl`)
 #
 # Vector is found as the real-Vector test finds it: $VECTOR, then PATH, then ../shared/bin/vector.
 # Each figure is the median wall-clock time of ROUNDS runs of `vector` reading the corpus on
@@ -15,6 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${RECORDS:-200000}
 ROUNDS=${ROUNDS:-3}
+SHAPE=${SHAPE:-ecs}
+BASELINE=${BASELINE:-}
 OUT=target/bench/vector
 mkdir -p "$OUT"
 
@@ -23,8 +29,8 @@ VECTOR=${VECTOR:-$(command -v vector || echo ../shared/bin/vector)}
 
 HARNESS=target/release/host-test
 [[ -x $HARNESS ]] || cargo build --release --quiet -p host-test
-CORPUS=$OUT/ecs-$RECORDS.ndjson
-[[ -s $CORPUS ]] || "$HARNESS" generate --records "$RECORDS" --shape ecs > "$CORPUS"
+CORPUS=$OUT/$SHAPE-$RECORDS.ndjson
+[[ -s $CORPUS ]] || "$HARNESS" generate --records "$RECORDS" --shape "$SHAPE" > "$CORPUS"
 
 config() { # remap source lines (file: or source:) -> config file
     cat > "$OUT/$1.yaml" <<EOF
@@ -49,10 +55,15 @@ EOF
 config noop "source: 'true'"
 config generated "file: $PWD/vector/azure_vm_extension_deployment_by_user.vrl"
 config handwritten "file: $PWD/bench/vector-handwritten.vrl"
+names=(noop handwritten generated)
+if [[ -n $BASELINE ]]; then
+    config baseline "file: $(realpath "$BASELINE")"
+    names+=(baseline)
+fi
 
 median() { sort -n | awk '{a[NR]=$1} END {printf "%.2f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-echo "$("$VECTOR" --version), $(nproc) cores, $RECORDS ECS records ($(du -m "$CORPUS" | cut -f1) MB), median of $ROUNDS runs"
+echo "$("$VECTOR" --version), $(nproc) cores, $RECORDS $SHAPE records ($(du -m "$CORPUS" | cut -f1) MB), median of $ROUNDS runs"
 echo
 timed() { # config, input -> median milliseconds
     local times=()
@@ -68,7 +79,7 @@ timed() { # config, input -> median milliseconds
 
 echo "| remap program | median wall time | start-up (empty input) | events/s beyond start-up |"
 echo "|---|---|---|---|"
-for name in noop handwritten generated; do
+for name in "${names[@]}"; do
     empty=$(timed "$name" /dev/null)
     full=$(timed "$name" "$CORPUS")
     echo "| $name | $(awk -v m="$full" 'BEGIN {printf "%.2f s", m / 1000}') | $(awk -v m="$empty" 'BEGIN {printf "%.2f s", m / 1000}') | $(awk -v f="$full" -v e="$empty" -v n="$RECORDS" 'BEGIN {printf "%.0f", n / ((f - e) / 1000)}') |"

@@ -127,6 +127,19 @@ impl Needle {
         &self.literal
     }
 
+    /// The literal in canonical JSON spelling, as it is searched for (upper-cased when the
+    /// needle is [folded](Needle::is_folded)): every character as itself but `"` and `\`,
+    /// written `\"` and `\\`, and control characters, written `\u00xx`.
+    pub fn canonical(&self) -> &str {
+        // Built from a `str` a character at a time, and upper-cased byte-wise in ASCII only.
+        std::str::from_utf8(&self.canonical).unwrap_or_default()
+    }
+
+    /// Whether the needle is matched up to ASCII case.
+    pub fn is_folded(&self) -> bool {
+        self.folded
+    }
+
     /// Whether `text` contains the needle. Natively, and on wasm32 built with SIMD (the
     /// component), memchr's SIMD search; on wasm32 without SIMD (the Fluent Bit module: its
     /// runtime refuses SIMD), Horspool's skipping search, which looks at roughly one byte in
@@ -254,6 +267,11 @@ impl FoldedSet {
     /// The literals, as the query wrote them.
     pub fn literals(&self) -> impl Iterator<Item = &str> {
         self.needles.iter().map(Needle::literal)
+    }
+
+    /// The needles, each matched up to ASCII case.
+    pub fn needles(&self) -> &[Needle] {
+        &self.needles
     }
 
     /// Whether `text` contains one of the needles up to ASCII case. On wasm32 without SIMD,

@@ -10,6 +10,11 @@
 //! * [`program`] wraps the query into a whole program: Event Hub envelopes, the record's shape,
 //!   the raw-Azure → ECS view for the fields the rule and its alert read, and the alert the
 //!   Fluent Bit annotate mode adds (`vmext_alerts`).
+//! * The program's fast path settles the events that cannot match before anything copies
+//!   them: first the query's top-level clauses read in place on an ECS event whose fields lie
+//!   on their plain paths, then the engine's literal prefilter on `encode_json(.)` (the
+//!   `prefilter` module says why that is sound). Within the general walk, each field is read
+//!   on its plain path when no dotted key or array is on the way, and walked only otherwise.
 //! * [`artefacts`] writes the files Vector users copy: the `.vrl` program and a `vector.yaml`
 //!   with unit tests built from the fixtures.
 //!
@@ -26,6 +31,7 @@
 pub mod artefacts;
 pub mod code;
 mod error;
+mod prefilter;
 mod program;
 mod query;
 mod raw;

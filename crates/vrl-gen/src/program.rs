@@ -10,7 +10,8 @@ use vmext_kql::ast::{FieldMatch, Node};
 
 use crate::code::{Code, array, item, json_literal, string, string_array};
 use crate::error::TranslateError;
-use crate::query::{Translator, VALUES, segments};
+use crate::prefilter;
+use crate::query::{Translator, VALUES, plain_matchable, segments};
 use crate::raw::{self, Needs};
 
 /// The top-level key the program adds alerts under, as the Fluent Bit annotate mode does.
@@ -36,44 +37,56 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     let root = detector.query().root();
     let mut code = Code::new();
     header(&mut code, rule, detector.query().source());
-    let doc = "_vmext_doc";
     let records = "_vmext_records";
     let envelope = "_vmext_envelope";
     let alerts = "_vmext_alerts";
-    let (index, record) = ("_vmext_index", "_vmext_record");
+    let (index, record, view) = ("_vmext_index", "_vmext_record", "_vmext_view");
     // `get` always returns an untyped value, so the program type-checks the same whatever
     // Vector knows about the event's fields.
     Translator::preamble(&mut code);
-    code.line(&format!("{doc} = get([.], [0]) ?? {{}}"));
-    code.line(&format!("{records} = [{doc}]"));
+    let guarded = guard(&mut code, root)?;
+    let fast_path = prefilter::condition(detector.prefilter());
+    if let Some(condition) = &fast_path {
+        code.comment(
+            "the fast path: the engine's literal prefilter on the event's JSON text. An event\n\
+             without the literals every match contains is left as it is, without a walk.",
+        );
+        code.line(&format!("{} = encode_json(.)", prefilter::TEXT));
+        if condition.needs_lower {
+            code.line(&format!(
+                "{} = downcase({})",
+                prefilter::LOWER,
+                prefilter::TEXT
+            ));
+        }
+        code.open(&format!("if {} {{", condition.expression));
+    }
+    // Nothing here passes the event or a record to a function: a function's argument is a
+    // copy, and copying a record costs more than everything the fast path does. Paths
+    // (`.records`, `_vmext_view.azure`) and `exists` read in place.
     code.line(&format!("{envelope} = false"));
+    code.line(&format!("{records} = get([.records], [0]) ?? null"));
     code.comment(&format!(
         "an Event Hub envelope {{\"records\": [...]}}: one verdict per record. The keys a Vector\n\
          source adds in the legacy log namespace ({}) do not count.",
         SOURCE_METADATA_KEYS.join(", ")
     ));
-    code.open(&format!(
-        "if is_array(get({doc}, [\"records\"]) ?? null) {{"
-    ));
+    code.open(&format!("if is_array({records}) {{"));
     code.line(&format!(
-        "_vmext_other = filter(object({doc}) ?? {{}}) -> |_ok, _ov| {{ _ok != \"records\" && !includes({}, _ok) }}",
+        "_vmext_other = filter(object(get([.], [0]) ?? null) ?? {{}}) -> |_ok, _ov| {{ _ok != \"records\" && !includes({}, _ok) }}",
         string_array(SOURCE_METADATA_KEYS)
     ));
-    code.open("if length(_vmext_other) == 0 {");
-    code.line(&format!(
-        "{records} = array(get({doc}, [\"records\"]) ?? null) ?? []"
-    ));
-    code.line(&format!("{envelope} = true"));
-    code.close();
+    code.line(&format!("{envelope} = length(_vmext_other) == 0"));
     code.close();
     code.line(&format!("{alerts} = []"));
+    // Each record is bound to the view's name: an ECS record is its own view, and reading it
+    // there needs no copy. A raw record is copied aside and its view built in its place.
+    code.line(&format!("if !{envelope} {{ {records} = [.] }}"));
     code.open(&format!(
-        "for_each({}) -> |{index}, {record}| {{",
-        array(records)
+        "for_each(array({records}) ?? []) -> |{index}, {view}| {{"
     ));
-    code.open(&format!("if is_object({record}) {{"));
-    let shape = shape(&mut code, record);
-    let view = "_vmext_view";
+    code.open(&format!("if is_object({view}) {{"));
+    let shape = shape(&mut code, view);
     // The view is built in two steps: the fields the query reads for every record, and, only
     // for a record that matches, again with the fields its alert reads as well (the time,
     // the caller and the like cost more than most records are worth).
@@ -84,11 +97,12 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     let query_needs = Needs::of(query_fields.iter().map(String::as_str))?;
     let alert_needs = Needs::of(alert_fields.iter().map(String::as_str))?;
     // Declared here: a variable first set inside a block ends with the block.
-    code.line(&format!("{view} = {{}}"));
+    code.line(&format!("{record} = null"));
     code.open(&format!("if {shape} == \"azure-raw\" {{"));
+    code.line(&format!("{record} = {view}"));
     raw::view(&mut code, record, view, &query_needs);
     code.reopen("} else {");
-    ecs_view(&mut code, record, view)?;
+    ecs_view(&mut code, view)?;
     code.close();
     code.blank();
     code.comment(&format!(
@@ -112,7 +126,67 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     code.open(&format!("if length({alerts}) > 0 {{"));
     code.line(&format!(".{ANNOTATION_KEY} = {alerts}"));
     code.close();
+    if fast_path.is_some() {
+        code.close();
+    }
+    if guarded {
+        code.close();
+    }
     Ok(code.finish())
+}
+
+/// The member the engine adds to an ECS record's view when it infers the dataset.
+const INFERRED_FIELD: &str = "data_stream.dataset";
+
+/// The fast path's first step, for an ECS event whose fields lie on their plain paths: the
+/// query's top-level `field:values` clauses, read in place, before anything copies the event.
+/// Opens a block that runs only when none of them is proved false; returns whether it did.
+///
+/// An event with an ECS marker key at the top level is one ECS record (not an envelope, whose
+/// only other keys are a Vector source's), and its view is itself but for the member
+/// [`INFERRED_FIELD`] the engine may add; so a clause on any field outside that member, false
+/// on the event, is false on the view, and the conjunction with it.
+fn guard(code: &mut Code, root: &Node) -> Result<bool, TranslateError> {
+    let conjuncts = match root {
+        Node::And(items) => items.as_slice(),
+        other => std::slice::from_ref(other),
+    };
+    let clauses: Vec<&FieldMatch> = conjuncts
+        .iter()
+        .filter_map(|n| match n {
+            Node::Match(m)
+                if plain_matchable(m)
+                    && m.field.name != INFERRED_FIELD
+                    && !m.field.name.starts_with(&format!("{INFERRED_FIELD}.")) =>
+            {
+                Some(m)
+            }
+            _ => None,
+        })
+        .collect();
+    if clauses.is_empty() {
+        return Ok(false);
+    }
+    let pass = "_vmext_pass";
+    code.comment(
+        "the fast path, first step: an ECS event whose fields lie on their plain paths (no\n\
+         dotted key, no array on the way) is rejected by the query's top-level clauses, read\n\
+         in place.",
+    );
+    code.line(&format!("{pass} = true"));
+    let markers: Vec<String> = ECS_MARKERS
+        .iter()
+        .map(|m| format!("exists(.{})", string(m)))
+        .collect();
+    code.open(&format!("if {} {{", markers.join(" || ")));
+    for clause in clauses {
+        code.open(&format!("if {pass} {{"));
+        Translator::new(code).plain_match(clause, ".", pass)?;
+        code.close();
+    }
+    code.close();
+    code.open(&format!("if {pass} {{"));
+    Ok(true)
 }
 
 /// The program for the built-in seed rule.
@@ -150,26 +224,30 @@ fn header(code: &mut Code, rule: &Rule, query: &str) {
 
 /// The engine's `shape_of`: raw when a raw marker key is at the top level and no ECS marker
 /// (plain or as a dotted prefix) is. Returns the variable holding `ecs` or `azure-raw`.
+///
+/// The keys are looked up with `exists`, in place; only a record with a raw marker and no
+/// plain ECS marker has its keys walked, for dotted ECS prefixes (`"azure.x": …`).
 fn shape(code: &mut Code, record: &str) -> String {
     let (shape, ecs, raw, k, v) = ("_vmext_shape", "_se", "_sr", "_sk", "_sv");
+    let present = |markers: &[&str]| -> String {
+        markers
+            .iter()
+            .map(|m| format!("exists({record}.{})", string(m)))
+            .collect::<Vec<_>>()
+            .join(" || ")
+    };
+    code.line(&format!("{raw} = {}", present(&RAW_MARKERS)));
+    code.line(&format!("{ecs} = {}", present(&ECS_MARKERS)));
     let prefixed: Vec<String> = ECS_MARKERS
         .iter()
         .map(|m| format!("starts_with({k}, {})", string(&format!("{m}."))))
         .collect();
-    code.line(&format!("{ecs} = false"));
-    code.line(&format!("{raw} = false"));
+    code.open(&format!("if {raw} && !{ecs} {{"));
     code.open(&format!(
         "for_each(object({record}) ?? {{}}) -> |{k}, {v}| {{"
     ));
-    code.line(&format!(
-        "if includes({}, {k}) || {} {{ {ecs} = true }}",
-        string_array(ECS_MARKERS),
-        prefixed.join(" || ")
-    ));
-    code.line(&format!(
-        "if includes({}, {k}) {{ {raw} = true }}",
-        string_array(RAW_MARKERS)
-    ));
+    code.line(&format!("if {} {{ {ecs} = true }}", prefixed.join(" || ")));
+    code.close();
     code.close();
     code.line(&format!(
         "{shape} = if !{ecs} && {raw} {{ \"azure-raw\" }} else {{ \"ecs\" }}"
@@ -180,21 +258,18 @@ fn shape(code: &mut Code, record: &str) -> String {
 /// An ECS record is its own view, with `data_stream.dataset` inferred as the engine does:
 /// when the record has no indexed dataset but has fields under `azure.activitylogs`, the view
 /// gets one more top-level member `"data_stream.dataset": "azure.activitylogs"`.
-fn ecs_view(code: &mut Code, record: &str, view: &str) -> Result<(), TranslateError> {
-    code.line(&format!("{view} = {record}"));
+fn ecs_view(code: &mut Code, view: &str) -> Result<(), TranslateError> {
     let dataset = vmext_engine::azure::ACTIVITY_LOGS_DATASET;
-    let has = exists(code, record, "data_stream.dataset")?;
+    let has = exists(code, view, INFERRED_FIELD)?;
     code.line(&format!("_has_dataset = {has}"));
     code.open("if !_has_dataset {");
-    let activity = exists(code, record, dataset)?;
+    let activity = exists(code, view, dataset)?;
     code.open(&format!("if {activity} {{"));
     // A member already named `data_stream.dataset` holds nothing indexed; the engine's view
     // then has two such members, which read as one array of both values.
     let old = "_old_dataset";
-    code.line(&format!("{old} = {record}.\"data_stream.dataset\""));
-    code.open(&format!(
-        "if includes(keys(object({record}) ?? {{}}), \"data_stream.dataset\") {{"
-    ));
+    code.line(&format!("{old} = {view}.\"data_stream.dataset\""));
+    code.open(&format!("if exists({view}.\"data_stream.dataset\") {{"));
     code.line(&format!(
         "{view} = set({view}, [\"data_stream.dataset\"], [{old}, {}]) ?? {view}",
         string(dataset)
@@ -373,6 +448,28 @@ mod tests {
             })
             .collect();
         assert_eq!(texts, ["A", "C", "D"]);
+    }
+
+    #[test]
+    fn an_ecs_marker_never_stands_beside_records_in_an_envelope() {
+        // The fast path's first step reads an event with an ECS marker as one ECS record.
+        for marker in ECS_MARKERS {
+            assert_ne!(marker, "records");
+            assert!(!SOURCE_METADATA_KEYS.contains(&marker), "{marker}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_guards_the_walk() {
+        let v = seed_program().unwrap();
+        let guard = v.find("_vmext_pass = true").unwrap();
+        let text = v.find("_vmext_text = encode_json(.)").unwrap();
+        let walk = v.find("for_each(array(_vmext_records)").unwrap();
+        assert!(guard < text && text < walk, "{v}");
+        // The dataset the engine may infer is never read by the guard.
+        let first_step = &v[guard..text];
+        assert!(!first_step.contains("\"dataset\""), "{first_step}");
+        assert!(first_step.contains("\"operation_name\""), "{first_step}");
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //! [`Translator::literal`], the one place where a future set of case-insensitive fields would
 //! lower-case both sides.
 
-use vmext_kql::ast::{Field, Literal, LiteralKind, Node, Piece, RangeMatch, RangeOp, ValueList};
+use vmext_kql::ast::{
+    Field, FieldMatch, Literal, LiteralKind, Node, Piece, RangeMatch, RangeOp, ValueList,
+};
 use vmext_kql::eval::{IGNORE_ABOVE, is_ip_field};
 
 use crate::code::{Code, array, item, string, string_array};
@@ -35,6 +37,53 @@ const F64_MAX: &str = "179769313486231570000000000000000000000000000000000000000
 pub struct Translator<'c> {
     code: &'c mut Code,
     depth: usize,
+}
+
+/// Whether [`Translator::plain_match`] can decide a clause: a named field (no pattern) and
+/// values that are not `*`, whose meaning reaches below the field.
+pub(crate) fn plain_matchable(m: &FieldMatch) -> bool {
+    m.field.pattern.is_none() && !m.values.literals().iter().any(|l| l.is_match_any())
+}
+
+/// A static path from `root` through `segments`, one quoted segment each: it reads the value it
+/// names in place, where passing `root` to a function would copy it.
+fn path(root: &str, segments: &[&str]) -> String {
+    // The event itself is `.`, and its paths `."a"."b"`.
+    let mut out = if root == "." {
+        String::new()
+    } else {
+        root.to_owned()
+    };
+    for segment in segments {
+        out.push('.');
+        out.push_str(&string(segment));
+    }
+    out
+}
+
+/// The condition under which the engine's walk to a field finds only the value at the plain
+/// path (`root.a.b.c` for `a.b.c`), or `None` when that always holds (one segment).
+///
+/// The walk leaves the plain path only at an object on it, through a key that joins several of
+/// the remaining segments with dots (`"b.c"` at `root.a`), or at an array on it before the
+/// last segment (whose objects it enters with the same rest). So: no such key at any object
+/// on the path, and no element in an array on the way. An array at the end is flattened as the
+/// walk does. Each check is an `exists`, which looks the path up without copying anything.
+fn plain_path_condition(root: &str, segments: &[&str]) -> Option<String> {
+    let n = segments.len();
+    let mut checks = Vec::new();
+    for at in 1..n {
+        let prefix = segments.get(..at).unwrap_or_default();
+        checks.push(format!("!exists({}[0])", path(root, prefix)));
+    }
+    for at in 0..n {
+        let prefix = path(root, segments.get(..at).unwrap_or_default());
+        for end in at + 2..=n {
+            let key = segments.get(at..end).unwrap_or_default().join(".");
+            checks.push(format!("!exists({prefix}.{})", string(&key)));
+        }
+    }
+    (!checks.is_empty()).then(|| checks.join(" && "))
 }
 
 /// The dotted path of a field, refusing names that have no faithful lookup here.
@@ -86,6 +135,8 @@ fn normalise(pieces: &[Piece]) -> Vec<Piece> {
 /// (`{"a.b.c": …}` for `a.b`), part of the field's object for `field:*`.
 pub(crate) const VALUES: &str = "_cv";
 const DESCENDANTS: &str = "_cd";
+/// Set by [`Translator::collect`] for `field:*` when a value on the plain path is indexed.
+const SETTLED: &str = "_cy";
 /// The indexed texts of the collected values.
 pub(crate) const TEXTS: &str = "_ct";
 
@@ -205,8 +256,44 @@ impl<'c> Translator<'c> {
             })
             .collect();
         self.code.comment(&format!("values of `{}`", field.name));
+        // The common shape first: no dotted key and no array on the way to the value, so the
+        // value is the plain path's, read in place. For `field:*` the dotted descendants
+        // matter only when no value is indexed, so an indexed value read on the plain path
+        // settles it; otherwise the walk below runs.
+        let plain = plain_path_condition(root, &segments);
+        let read = format!("flatten([{}])", path(root, &segments));
+        self.code.line(&format!("{VALUES} = []"));
         if descendants {
             self.code.line(&format!("{DESCENDANTS} = []"));
+            self.code.line(&format!("{SETTLED} = false"));
+            if let Some(condition) = &plain {
+                self.code.open(&format!("if {condition} {{"));
+            }
+            self.code
+                .open(&format!("for_each({read}) -> |_cm, _cx| {{"));
+            self.code.open("if !is_null(_cx) {");
+            self.code.line(&format!("{VALUES} = push({VALUES}, _cx)"));
+            self.code.line(&format!(
+                "if is_integer(_cx) || is_float(_cx) || is_boolean(_cx) || (is_string(_cx) && ({})) {{ {SETTLED} = true }}",
+                indexed_condition("(string(_cx) ?? \"\")")
+            ));
+            self.code.close();
+            self.code.close();
+            if plain.is_some() {
+                self.code.close();
+            }
+            self.code.open(&format!("if !{SETTLED} {{"));
+        } else {
+            if let Some(condition) = &plain {
+                self.code.open(&format!("if {condition} {{"));
+            }
+            self.code.line(&format!(
+                "for_each({read}) -> |_cm, _cx| {{ if !is_null(_cx) {{ {VALUES} = push({VALUES}, _cx) }} }}"
+            ));
+            if plain.is_none() {
+                return Ok(());
+            }
+            self.code.reopen("} else {");
         }
         // The first step reads the root in place (putting it in the work list would copy the
         // whole record); later steps expand the work list.
@@ -279,6 +366,54 @@ impl<'c> Translator<'c> {
             array("_cw"),
             item("_cp", 0)
         ));
+        self.code.close();
+        Ok(())
+    }
+
+    /// `field:values` on the object at `root`, decided only when the field's value lies on its
+    /// plain path ([`plain_path_condition`]); `out` is left alone otherwise. For a clause
+    /// [`plain_matchable`] admits.
+    ///
+    /// For a guard that must be cheap on the records that cannot match: a handful of
+    /// `exists` and one read, never a walk.
+    pub(crate) fn plain_match(
+        &mut self,
+        m: &FieldMatch,
+        root: &str,
+        out: &str,
+    ) -> Result<(), TranslateError> {
+        let segments = segments(&m.field)?;
+        if let Some(condition) = plain_path_condition(root, &segments) {
+            self.code.open(&format!("if {condition} {{"));
+        } else {
+            self.code.open("if true {");
+        }
+        // A string, the common case, is compared at once; no value at all matches nothing;
+        // anything else (an array, a number…) leaves the clause undecided here.
+        let value = "_gx";
+        self.code
+            .line(&format!("{value} = {}", path(root, &segments)));
+        self.code.open(&format!("if is_string({value}) {{"));
+        if let ValueList::One(literal) = &m.values
+            && let LiteralKind::Text(text) = &literal.kind
+        {
+            // Equal to the literal, or not: a text longer than `ignore_above` is not indexed,
+            // so equality can only admit more than the engine does, never less.
+            self.code
+                .line(&format!("{out} = {value} == {}", string(text)));
+        } else {
+            self.code.line(&format!("_gs = string({value}) ?? \"\""));
+            self.code.line(&format!(
+                "{TEXTS} = if {} {{ [_gs] }} else {{ [] }}",
+                indexed_condition("_gs")
+            ));
+            let v = self.list(&m.values, &m.field, false, is_ip_field(&m.field.name), 0)?;
+            self.code.line(&format!("{out} = {v}"));
+        }
+        self.code.reopen(&format!("}} else if is_null({value}) {{"));
+        self.code.line(&format!("{out} = false"));
+        self.code.close();
+        self.code.close();
         Ok(())
     }
 

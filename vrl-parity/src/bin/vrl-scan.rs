@@ -1,6 +1,7 @@
-//! `vrl-scan FILE`: runs the generated VRL program over an NDJSON file, as Vector's `remap`
-//! would (one event per line, decoded as Vector's JSON decoder does), and reports records per
-//! second. For the benchmark table's VRL row; build with `--release`.
+//! `vrl-scan [--program PROGRAM.vrl] FILE`: runs the generated VRL program (or the given one)
+//! over an NDJSON file, as Vector's `remap` would (one event per line, decoded as Vector's JSON
+//! decoder does), and reports records per second. For the benchmark tables' VRL rows; build
+//! with `--release`.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -8,9 +9,14 @@ use std::time::Instant;
 use vmext_vrl_parity::{Vrl, vector_event};
 
 fn main() -> ExitCode {
-    let Some(path) = std::env::args().nth(1) else {
-        eprintln!("usage: vrl-scan FILE.ndjson");
-        return ExitCode::from(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (program_path, path) = match args.as_slice() {
+        [path] => (None, path.clone()),
+        [flag, program, path] if flag == "--program" => (Some(program.clone()), path.clone()),
+        _ => {
+            eprintln!("usage: vrl-scan [--program PROGRAM.vrl] FILE.ndjson");
+            return ExitCode::from(2);
+        }
     };
     let text = match std::fs::read(&path) {
         Ok(t) => t,
@@ -20,7 +26,14 @@ fn main() -> ExitCode {
         }
     };
     let compiling = Instant::now();
-    let program = match Vrl::seed() {
+    let compiled = match &program_path {
+        None => Vrl::seed(),
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(source) => Vrl::compile(&source),
+            Err(e) => Err(format!("{p}: {e}")),
+        },
+    };
+    let program = match compiled {
         Ok(p) => p,
         Err(e) => {
             eprintln!("vrl-scan: {e}");
