@@ -206,3 +206,97 @@ fn only_the_source_keys_may_stand_beside_records() {
     assert_eq!(alerts.len(), 2);
     assert!(parity().check(host.as_bytes()).is_err());
 }
+
+/// Every nested object turned into dotted keys at the top level.
+fn flattened(value: &serde_json::Value) -> serde_json::Value {
+    fn walk(
+        prefix: &str,
+        value: &serde_json::Value,
+        out: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        match value {
+            serde_json::Value::Object(members) if !members.is_empty() => {
+                for (k, v) in members {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_owned(), other.clone());
+            }
+        }
+    }
+    let mut out = serde_json::Map::new();
+    walk("", value, &mut out);
+    serde_json::Value::Object(out)
+}
+
+/// Every string leaf as a one-element array.
+fn leaves_in_arrays(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(members) => serde_json::Value::Object(
+            members
+                .iter()
+                .map(|(k, v)| (k.clone(), leaves_in_arrays(v)))
+                .collect(),
+        ),
+        serde_json::Value::String(_) => serde_json::Value::Array(vec![value.clone()]),
+        other => other.clone(),
+    }
+}
+
+/// The program's fast path (the clauses read on plain paths, the literal prefilter on the
+/// event's text) must let through every spelling of a match the engine accepts: each alerting
+/// ECS fixture with its fields as dotted keys, under a dotted `azure.activitylogs` key, with
+/// its string values in arrays, and with `azure` inside an array, still alerts, as the engine.
+#[test]
+fn the_fast_path_lets_every_spelling_of_a_match_through() {
+    let parity = parity();
+    let mut variants = 0;
+    for path in fixtures()
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("/ecs/"))
+    {
+        let text = std::fs::read(path).unwrap();
+        if parity.check(&text).map(|c| c.alerts).unwrap_or(0) == 0 {
+            continue;
+        }
+        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let Some(azure) = doc.get("azure").cloned() else {
+            continue;
+        };
+        let mut partly = doc.clone();
+        if let Some(activity) = azure.get("activitylogs") {
+            let mut inner = azure.clone();
+            inner.as_object_mut().unwrap().remove("activitylogs");
+            partly["azure"] = inner;
+            partly["azure.activitylogs"] = activity.clone();
+        }
+        let mut in_array = doc.clone();
+        in_array["azure"] = serde_json::Value::Array(vec![azure]);
+        for (kind, variant) in [
+            ("dotted keys", flattened(&doc)),
+            ("a dotted azure.activitylogs", partly),
+            ("values in arrays", leaves_in_arrays(&doc)),
+            ("azure in an array", in_array),
+        ] {
+            let text = serde_json::to_vec(&variant).unwrap();
+            let checked = parity
+                .check(&text)
+                .unwrap_or_else(|e| panic!("{} with {kind}: {e}", path.display()));
+            assert!(
+                checked.alerts > 0,
+                "{} with {kind}: no alert",
+                path.display()
+            );
+            variants += 1;
+        }
+    }
+    assert!(variants >= 40, "{variants} variants");
+}

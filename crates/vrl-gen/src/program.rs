@@ -11,7 +11,9 @@ use vmext_kql::ast::{FieldMatch, Node};
 use crate::code::{Code, array, item, json_literal, string, string_array};
 use crate::error::TranslateError;
 use crate::prefilter;
-use crate::query::{Translator, VALUES, plain_matchable, segments};
+use crate::query::{
+    Translator, VALUES, key_table, path, plain_matchable, plain_path_condition, segments,
+};
 use crate::raw::{self, Needs};
 
 /// The top-level key the program adds alerts under, as the Fluent Bit annotate mode does.
@@ -363,20 +365,7 @@ fn alert(
         "{alert} = set({alert}, [\"@timestamp\"], {first}) ?? {alert}"
     ));
     code.close();
-    for field in &rule.investigation_fields {
-        if field == "@timestamp" || owned_by_alert(field) {
-            continue;
-        }
-        let f = plain_field(field);
-        segments(&f)?;
-        Translator::new(code).collect(&f, view, false)?;
-        let l = leaves(code);
-        let path = string_array(field.split('.'));
-        code.line(&format!(
-            "if length({l}) == 1 {{ {alert} = set({alert}, {path}, {}) ?? {alert} }} else if length({l}) > 1 {{ {alert} = set({alert}, {path}, {l}) ?? {alert} }}",
-            item(l, 0)
-        ));
-    }
+    investigation_fields(code, rule, view, alert)?;
     // The extension family: the first pattern, in query order, that the record matches.
     let family = "_family";
     code.line(&format!("{family} = null"));
@@ -404,6 +393,92 @@ fn alert(
         "{alert} = set({alert}, [\"vmext\", \"record_shape\"], {shape}) ?? {alert}"
     ));
     Ok(alert)
+}
+
+/// The investigation fields into the alert: each field's scalar leaves, one as itself and
+/// several as an array, as the engine copies them.
+///
+/// Each field is first read on its plain path (static reads, with the conditions of
+/// [`plain_path_condition`]); one walk in a loop over a table of the fields (path, key table,
+/// rounds) serves the fields that are not plain. A walk per field would repeat the same
+/// statements a dozen times, and the program's compile time grows with its length; the table's
+/// walk reads the view through `get` (a copy per read), which only the rare record with a
+/// dotted key or an array on a field's path pays.
+fn investigation_fields(
+    code: &mut Code,
+    rule: &Rule,
+    view: &str,
+    alert: &str,
+) -> Result<(), TranslateError> {
+    let (mut table, mut plain, mut reads) = (Vec::new(), Vec::new(), Vec::new());
+    for field in &rule.investigation_fields {
+        if field == "@timestamp" || owned_by_alert(field) {
+            continue;
+        }
+        let f = plain_field(field);
+        let segments = segments(&f)?;
+        let rounds: Vec<String> = (1..=segments.len()).map(|r| r.to_string()).collect();
+        table.push(format!(
+            "[{}, [{}], [{}]]",
+            string_array(segments.iter().copied()),
+            key_table(&segments).join(", "),
+            rounds.join(", ")
+        ));
+        plain.push(plain_path_condition(view, &segments).unwrap_or_else(|| "true".to_owned()));
+        reads.push(format!("flatten([{}])", path(view, &segments)));
+    }
+    if table.is_empty() {
+        return Ok(());
+    }
+    code.comment("the investigation fields: on their plain paths, or walked (path, keys, rounds)");
+    code.line(&format!("_fplain = [{}]", plain.join(", ")));
+    code.line(&format!("_fread = [{}]", reads.join(", ")));
+    code.open(&format!(
+        "for_each([{}]) -> |_fi, _fs| {{",
+        table.join(", ")
+    ));
+    code.line("_cw = []");
+    code.open("if bool(get(_fplain, [_fi]) ?? null) ?? false {");
+    code.line(
+        "for_each(array(get(_fread, [_fi]) ?? null) ?? []) -> |_cm, _cx| { if !is_null(_cx) { _cw = push(_cw, [_cx, 0]) } }",
+    );
+    code.reopen("} else {");
+    code.line("_fkeys = array(get(_fs, [1]) ?? null) ?? []");
+    code.line("_fn = length(_fkeys)");
+    code.line(&format!("_cw = [[get([{view}], [0]) ?? null, 0]]"));
+    code.open("for_each(array(get(_fs, [2]) ?? null) ?? []) -> |_cr, _cs| {");
+    code.line("_cn = []");
+    code.open(&format!("for_each({}) -> |_ci, _cp| {{", array("_cw")));
+    code.line(&format!("_ce = {}", item("_cp", 0)));
+    code.line(&format!("_cb = int({}) ?? _fn", item("_cp", 1)));
+    code.open("if _cb >= _fn {");
+    code.line("_cn = push(_cn, _cp)");
+    code.reopen("} else if is_object(_ce) {");
+    code.open("for_each(array(get(_fkeys, [_cb]) ?? null) ?? []) -> |_cj, _ck| {");
+    code.open("for_each(flatten([get(_ce, [_ck]) ?? null])) -> |_cm, _cx| {");
+    code.line("if !is_null(_cx) { _cn = push(_cn, [_cx, _cb + _cj + 1]) }");
+    code.close();
+    code.close();
+    code.close();
+    code.close();
+    code.line("_cw = _cn");
+    code.close();
+    code.close();
+    let leaves = "_leaves";
+    code.line(&format!("{leaves} = []"));
+    code.line(&format!(
+        "for_each({}) -> |_ci, _cp| {{ _lx = {}; if !is_null(_lx) && !is_object(_lx) {{ {leaves} = push({leaves}, _lx) }} }}",
+        array("_cw"),
+        item("_cp", 0)
+    ));
+    code.line("_fpath = array(get(_fs, [0]) ?? null) ?? []");
+    code.line(&format!(
+        "if length({leaves}) == 1 {{ {alert} = set({alert}, _fpath, {}) ?? {alert} }} else if length({leaves}) > 1 {{ {alert} = set({alert}, _fpath, {}) ?? {alert} }}",
+        item(leaves, 0),
+        array(leaves)
+    ));
+    code.close();
+    Ok(())
 }
 
 /// A plain field name as the parser would give it.

@@ -39,15 +39,33 @@ pub struct Translator<'c> {
     depth: usize,
 }
 
-/// Whether [`Translator::plain_match`] can decide a clause: a named field (no pattern) and
-/// values that are not `*`, whose meaning reaches below the field.
+/// For each number `b` of segments consumed, the keys that consume segments `b..` up to each
+/// end, shortest first (the order an object's sorted keys meet them in, since each extends the
+/// previous): the table the walk to a field's values reads, one VRL array per `b`.
+pub(crate) fn key_table(segments: &[&str]) -> Vec<String> {
+    let n = segments.len();
+    (0..n)
+        .map(|b| {
+            let keys: Vec<String> = (b + 1..=n)
+                .map(|end| segments.get(b..end).unwrap_or_default().join("."))
+                .collect();
+            string_array(keys.iter().map(String::as_str))
+        })
+        .collect()
+}
+
+/// Whether [`Translator::plain_match`] can decide a clause: a named field (no pattern), not
+/// an `ip` field (whose values compare as addresses, not as text), and values that are not
+/// `*`, whose meaning reaches below the field.
 pub(crate) fn plain_matchable(m: &FieldMatch) -> bool {
-    m.field.pattern.is_none() && !m.values.literals().iter().any(|l| l.is_match_any())
+    m.field.pattern.is_none()
+        && !is_ip_field(&m.field.name)
+        && !m.values.literals().iter().any(|l| l.is_match_any())
 }
 
 /// A static path from `root` through `segments`, one quoted segment each: it reads the value it
 /// names in place, where passing `root` to a function would copy it.
-fn path(root: &str, segments: &[&str]) -> String {
+pub(crate) fn path(root: &str, segments: &[&str]) -> String {
     // The event itself is `.`, and its paths `."a"."b"`.
     let mut out = if root == "." {
         String::new()
@@ -69,7 +87,7 @@ fn path(root: &str, segments: &[&str]) -> String {
 /// last segment (whose objects it enters with the same rest). So: no such key at any object
 /// on the path, and no element in an array on the way. An array at the end is flattened as the
 /// walk does. Each check is an `exists`, which looks the path up without copying anything.
-fn plain_path_condition(root: &str, segments: &[&str]) -> Option<String> {
+pub(crate) fn plain_path_condition(root: &str, segments: &[&str]) -> Option<String> {
     let n = segments.len();
     let mut checks = Vec::new();
     for at in 1..n {
@@ -237,16 +255,7 @@ impl<'c> Translator<'c> {
     ) -> Result<(), TranslateError> {
         let segments = segments(field)?;
         let n = segments.len();
-        // keys[b]: the keys that consume segments b.. up to each end, shortest first (the
-        // order an object's sorted keys meet them in, since each extends the previous).
-        let keys: Vec<String> = (0..n)
-            .map(|b| {
-                let keys: Vec<String> = (b + 1..=n)
-                    .map(|end| segments.get(b..end).unwrap_or_default().join("."))
-                    .collect();
-                string_array(keys.iter().map(String::as_str))
-            })
-            .collect();
+        let keys = key_table(&segments);
         let rests: Vec<String> = (0..n)
             .map(|b| {
                 string(&format!(
@@ -407,7 +416,7 @@ impl<'c> Translator<'c> {
                 "{TEXTS} = if {} {{ [_gs] }} else {{ [] }}",
                 indexed_condition("_gs")
             ));
-            let v = self.list(&m.values, &m.field, false, is_ip_field(&m.field.name), 0)?;
+            let v = self.list(&m.values, &m.field, false, false, 0)?;
             self.code.line(&format!("{out} = {v}"));
         }
         self.code.reopen(&format!("}} else if is_null({value}) {{"));

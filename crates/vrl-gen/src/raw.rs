@@ -196,6 +196,13 @@ pub(crate) fn view(code: &mut Code, raw: &str, view: &str, needs: &Needs) {
             record_write(code, write, raw, view);
         }
     }
+    // The compiler types each `set` result with the path it wrote, so after the view's writes
+    // its type is a large object, and every later statement's type check copies it. Read back
+    // untyped, the seed program compiled about 1.4 times faster (measured with `vrl-scan`),
+    // for one copy of the view, which is small, at run time.
+    code.line(&format!(
+        "{view} = object(get([{view}], [0]) ?? null) ?? {{}}"
+    ));
 }
 
 /// `target = set(target, path, value) ?? target`.
