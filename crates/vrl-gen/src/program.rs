@@ -13,6 +13,7 @@ use crate::error::TranslateError;
 use crate::prefilter;
 use crate::query::{
     Translator, VALUES, key_table, path, plain_matchable, plain_path_condition, segments,
+    walk_rounds,
 };
 use crate::raw::{self, Needs};
 
@@ -446,23 +447,13 @@ fn investigation_fields(
     code.line("_fkeys = array(get(_fs, [1]) ?? null) ?? []");
     code.line("_fn = length(_fkeys)");
     code.line(&format!("_cw = [[get([{view}], [0]) ?? null, 0]]"));
-    code.open("for_each(array(get(_fs, [2]) ?? null) ?? []) -> |_cr, _cs| {");
-    code.line("_cn = []");
-    code.open(&format!("for_each({}) -> |_ci, _cp| {{", array("_cw")));
-    code.line(&format!("_ce = {}", item("_cp", 0)));
-    code.line(&format!("_cb = int({}) ?? _fn", item("_cp", 1)));
-    code.open("if _cb >= _fn {");
-    code.line("_cn = push(_cn, _cp)");
-    code.reopen("} else if is_object(_ce) {");
-    code.open("for_each(array(get(_fkeys, [_cb]) ?? null) ?? []) -> |_cj, _ck| {");
-    code.open("for_each(flatten([get(_ce, [_ck]) ?? null])) -> |_cm, _cx| {");
-    code.line("if !is_null(_cx) { _cn = push(_cn, [_cx, _cb + _cj + 1]) }");
-    code.close();
-    code.close();
-    code.close();
-    code.close();
-    code.line("_cw = _cn");
-    code.close();
+    walk_rounds(
+        code,
+        "array(get(_fs, [2]) ?? null) ?? []",
+        "_fkeys",
+        "_fn",
+        None,
+    );
     code.close();
     let leaves = "_leaves";
     code.line(&format!("{leaves} = []"));

@@ -54,6 +54,47 @@ pub(crate) fn key_table(segments: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The walk's rounds over the work list `_cw` of `[value, segments consumed]` pairs: each round
+/// replaces every pair short of `n` segments whose value is an object by the values at the keys
+/// `keys[b]` (a VRL array of arrays) lists for its `b`, arrays flattened, nulls dropped. With
+/// `rests` (a VRL array of the path's remainders, each ending in `.`), the values of keys that
+/// extend the remainder through a dot are collected into [`DESCENDANTS`] on the way.
+///
+/// `rounds`, `keys` and `n` are VRL expressions: literals for one field, or read from a table
+/// of fields.
+pub(crate) fn walk_rounds(code: &mut Code, rounds: &str, keys: &str, n: &str, rests: Option<&str>) {
+    code.open(&format!("for_each({rounds}) -> |_cr, _cs| {{"));
+    code.line("_cn = []");
+    code.open(&format!("for_each({}) -> |_ci, _cp| {{", array("_cw")));
+    code.line(&format!("_ce = {}", item("_cp", 0)));
+    code.line(&format!("_cb = int({}) ?? {n}", item("_cp", 1)));
+    code.open(&format!("if _cb >= {n} {{"));
+    code.line("_cn = push(_cn, _cp)");
+    code.reopen("} else if is_object(_ce) {");
+    code.open(&format!(
+        "for_each(array(get({keys}, [_cb]) ?? null) ?? []) -> |_cj, _ck| {{"
+    ));
+    code.open("for_each(flatten([get(_ce, [_ck]) ?? null])) -> |_cm, _cx| {");
+    code.line("if !is_null(_cx) { _cn = push(_cn, [_cx, _cb + _cj + 1]) }");
+    code.close();
+    code.close();
+    if let Some(rests) = rests {
+        // Keys that extend the rest of the path through a dot: `rests[b]`.
+        code.line(&format!(
+            "_cq = string(get({rests}, [_cb]) ?? null) ?? \"\""
+        ));
+        code.open("for_each(object(_ce) ?? {}) -> |_cl, _cx| {");
+        code.line(&format!(
+            "if starts_with(_cl, _cq) {{ {DESCENDANTS} = push({DESCENDANTS}, _cx) }}"
+        ));
+        code.close();
+    }
+    code.close();
+    code.close();
+    code.line("_cw = _cn");
+    code.close();
+}
+
 /// Whether [`Translator::plain_match`] can decide a clause: a named field (no pattern), not
 /// an `ip` field (whose values compare as addresses, not as text), and values that are not
 /// `*`, whose meaning reaches below the field.
@@ -328,46 +369,14 @@ impl<'c> Translator<'c> {
         }
         if n > 1 {
             let rounds: Vec<String> = (1..n).map(|r| r.to_string()).collect();
-            self.code.open(&format!(
-                "for_each([{}]) -> |_cr, _cs| {{",
-                rounds.join(", ")
-            ));
-            self.code.line("_cn = []");
-            self.code
-                .open(&format!("for_each({}) -> |_ci, _cp| {{", array("_cw")));
-            self.code.line(&format!("_ce = {}", item("_cp", 0)));
-            self.code
-                .line(&format!("_cb = int({}) ?? {n}", item("_cp", 1)));
-            self.code.open(&format!("if _cb >= {n} {{"));
-            self.code.line("_cn = push(_cn, _cp)");
-            self.code.reopen("} else if is_object(_ce) {");
-            self.code.open(&format!(
-                "for_each(array(get([{}], [_cb]) ?? null) ?? []) -> |_cj, _ck| {{",
-                keys.join(", ")
-            ));
-            self.code
-                .open("for_each(flatten([get(_ce, [_ck]) ?? null])) -> |_cm, _cx| {");
-            self.code
-                .line("if !is_null(_cx) { _cn = push(_cn, [_cx, _cb + _cj + 1]) }");
-            self.code.close();
-            self.code.close();
-            if descendants {
-                // Keys that extend the rest of the path through a dot: `rests[b]`.
-                self.code.line(&format!(
-                    "_cq = string(get([{}], [_cb]) ?? null) ?? \"\"",
-                    rests.join(", ")
-                ));
-                self.code
-                    .open("for_each(object(_ce) ?? {}) -> |_cl, _cx| {");
-                self.code.line(&format!(
-                    "if starts_with(_cl, _cq) {{ {DESCENDANTS} = push({DESCENDANTS}, _cx) }}"
-                ));
-                self.code.close();
-            }
-            self.code.close();
-            self.code.close();
-            self.code.line("_cw = _cn");
-            self.code.close();
+            let rests = format!("[{}]", rests.join(", "));
+            walk_rounds(
+                self.code,
+                &format!("[{}]", rounds.join(", ")),
+                &format!("[{}]", keys.join(", ")),
+                &n.to_string(),
+                descendants.then_some(rests.as_str()),
+            );
         }
         self.code.line(&format!("{VALUES} = []"));
         self.code.line(&format!(
