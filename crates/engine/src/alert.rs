@@ -45,6 +45,14 @@ pub fn owned_by_alert(field: &str) -> bool {
             .any(|p| field == *p || field.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
 }
 
+/// The template's top-level objects that no record adds to: alert-owned (so no investigation
+/// field enters them) and not `vmext`, which [`AlertTemplate::alert`] fills per record.
+const SEALED: [&str; 3] = ["rule", "threat", "kibana"];
+
+fn is_sealed(key: &str) -> bool {
+    SEALED.contains(&key)
+}
+
 /// What a hardened profile's alert says about itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Hardening {
@@ -57,6 +65,11 @@ pub struct Hardening {
 #[derive(Debug, Clone)]
 pub struct AlertTemplate {
     members: Vec<(Cow<'static, str>, Value<'static>)>,
+    /// The members no record can add to (`rule`, `threat`, `kibana`: alert-owned objects,
+    /// which investigation fields never enter), written as JSON once: most of an alert's
+    /// bytes, the rule's description and references above all, are then copied, not
+    /// serialised again for every alert.
+    sealed: Vec<(Cow<'static, str>, String)>,
 }
 
 fn strings(items: impl IntoIterator<Item = impl Into<String>>) -> Value<'static> {
@@ -172,7 +185,16 @@ impl AlertTemplate {
             "kibana.alert.rule.tags",
             strings(rule.tags.iter().cloned()),
         );
-        AlertTemplate { members: m }
+        let sealed = m
+            .iter()
+            .filter(|(key, _)| is_sealed(key))
+            .map(|(key, value)| {
+                let mut json = String::new();
+                vmext_json::write_value(&mut json, value);
+                (key.clone(), json)
+            })
+            .collect();
+        AlertTemplate { members: m, sealed }
     }
 
     /// The rule-only members as one compact JSON object (what translations into other
@@ -180,6 +202,26 @@ impl AlertTemplate {
     pub fn json(&self) -> String {
         let mut out = String::new();
         vmext_json::write_value(&mut out, &Value::Object(self.members.clone()));
+        out
+    }
+
+    /// Writes an alert's document: its sealed members from their JSON text, the rest as values.
+    fn write(&self, doc: &[(Cow<'_, str>, Value<'_>)]) -> String {
+        let sealed_len: usize = self.sealed.iter().map(|(_, json)| json.len()).sum();
+        let mut out = String::with_capacity(sealed_len + 1024);
+        out.push('{');
+        for (i, (key, value)) in doc.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            vmext_json::write_escaped_str(&mut out, key);
+            out.push(':');
+            match self.sealed.iter().find(|(k, _)| k == key) {
+                Some((_, json)) if matches!(value, Value::Null) => out.push_str(json),
+                _ => vmext_json::write_value(&mut out, value),
+            }
+        }
+        out.push('}');
         out
     }
 
@@ -203,11 +245,15 @@ impl AlertTemplate {
         }
         // Borrowed, not cloned: the rule's texts (its description above all) are written
         // straight from the template instead of being copied into every alert first.
-        doc.extend(
-            self.members
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_ref()), borrowed(v))),
-        );
+        // A sealed member stands in as `null` and is written from its JSON text below.
+        doc.extend(self.members.iter().map(|(k, v)| {
+            let v = if is_sealed(k) {
+                Value::Null
+            } else {
+                borrowed(v)
+            };
+            (Cow::Borrowed(k.as_ref()), v)
+        }));
         let mut investigation = Vec::new();
         for field in &rule.investigation_fields {
             if field == "@timestamp" {
@@ -262,8 +308,7 @@ impl AlertTemplate {
                 Value::Bool(h.faithful_match),
             );
         }
-        let mut json = String::new();
-        vmext_json::write_value(&mut json, &Value::Object(doc));
+        let json = self.write(&doc);
         Alert {
             json,
             timestamp,

@@ -11,25 +11,27 @@ use crate::value::Value;
 pub fn write_escaped_str(out: &mut String, s: &str) {
     out.push('"');
     let mut plain_from = 0;
-    for (i, c) in s.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\u{8}' => "\\b",
-            '\u{c}' => "\\f",
-            c if (c as u32) < 0x20 => "",
+    // Byte by byte: everything escaped is ASCII, and no byte of a multi-byte UTF-8 sequence is,
+    // so each escaped byte is a whole character and every cut below is on a char boundary.
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
             _ => continue,
         };
         out.push_str(s.get(plain_from..i).unwrap_or_default());
         if escape.is_empty() {
-            let _ = write!(out, "\\u{:04x}", c as u32);
+            let _ = write!(out, "\\u{:04x}", b);
         } else {
             out.push_str(escape);
         }
-        plain_from = i + c.len_utf8();
+        plain_from = i + 1;
     }
     out.push_str(s.get(plain_from..).unwrap_or_default());
     out.push('"');
@@ -90,5 +92,40 @@ mod tests {
         let mut out = String::new();
         write_value(&mut out, &v);
         assert_eq!(out, text);
+    }
+
+    /// The escaping written one character at a time, as the writer did before it went byte by
+    /// byte: `"`, `\` and the control characters escaped (short forms where JSON has them,
+    /// lower-case `\u00xx` otherwise), everything else as itself.
+    fn reference(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest::proptest! {
+        /// Any string, multi-byte characters next to escaped ones included, is written as the
+        /// character-by-character reference writes it, and parses back to itself.
+        #[test]
+        fn strings_are_escaped_as_json_requires(s in "(\\PC|[\\x00-\\x1f\"\\\\\\x7f]|\\u{e9}|\\u{1F600})*") {
+            let mut out = String::new();
+            write_escaped_str(&mut out, &s);
+            proptest::prop_assert_eq!(&out, &reference(&s));
+            let back = crate::parse(out.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(back, Value::string(s.clone()));
+        }
     }
 }
