@@ -20,7 +20,7 @@
 //!   caller describes each shape with a [`FieldPresence`] function and the requirement is the
 //!   disjunction over shapes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 
 use memchr::{memchr, memmem};
@@ -75,6 +75,9 @@ pub struct Needle {
     horspool: Horspool,
     /// For a folded needle: the offset of its rarest byte, searched for in both cases.
     anchor: usize,
+    /// For a folded needle with two bytes that have no case (see [`PairPass`]): the search
+    /// for them, which stops far less often than the anchor byte's.
+    pair: Option<PairPass>,
 }
 
 impl PartialEq for Needle {
@@ -107,6 +110,7 @@ impl Needle {
             canonical,
             folded: false,
             anchor: 0,
+            pair: None,
         }
     }
 
@@ -119,6 +123,7 @@ impl Needle {
         needle.horspool = Horspool::new(&needle.canonical, true);
         needle.anchor = rarest_byte(&needle.canonical);
         needle.folded = true;
+        needle.pair = PairPass::choose(std::slice::from_ref(&needle), &mut vec![0]);
         needle
     }
 
@@ -147,6 +152,8 @@ impl Needle {
     fn found_in(&self, text: &[u8]) -> bool {
         if self.folded && cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
             self.horspool.find_folded(&self.canonical, text)
+        } else if let Some(pass) = self.folded.then_some(self.pair.as_ref()).flatten() {
+            pass.found_in(std::slice::from_ref(self), text)
         } else if self.folded {
             find_folded_anchored(&self.canonical, self.anchor, text)
         } else if cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
@@ -217,16 +224,25 @@ fn find_folded_anchored(needle: &[u8], anchor: usize, text: &[u8]) -> bool {
 /// Literals matched up to ASCII case, any one of which satisfies a requirement, with the
 /// passes that find them together.
 ///
-/// Each needle is anchored on one byte of its last 16, chosen so that needles share anchors:
-/// a pass looks for one anchor byte in either case (memchr's SIMD search) and, at each hit,
-/// compares the windows of the needles anchored on it. Nine operation names that end in
-/// `EXTENSIONS/WRITE`, `RUNCOMMANDS/WRITE` or `RUNCOMMAND/ACTION` take two passes instead of
-/// nine. Every occurrence of a needle has its anchor byte at the needle's anchor offset, so a
-/// pass finds every needle anchored on its byte: the set is found exactly when one of its
-/// needles is.
+/// A pass looks, with one of memchr's SIMD searches, for something every occurrence of its
+/// member needles holds at a known offset, and at each hit compares the windows of its members
+/// with the text. Two kinds, tried in this order:
+///
+/// * [`PairPass`]: two bytes that have no case (`/`, `.`, digits…) a fixed distance apart, as
+///   the two slashes around `EXTENSIONS` in `…/EXTENSIONS/WRITE`. Activity-log text is full of
+///   each byte alone but seldom holds the pair, so the search rarely stops.
+/// * [`AnchorPass`]: one byte of the needle's last 16 in either case, for needles with fewer
+///   than two caseless bytes (`USER`, `VMACCESSAGENT`).
+///
+/// Needles share a pass when they hold its pair (or byte): the nine operation names of the
+/// hardened profile take two pair passes, one for a slash eleven bytes after a slash
+/// (`/EXTENSIONS/`, `/RUNCOMMAND/`) and one for twelve (`/RUNCOMMANDS/`). Every occurrence of
+/// a needle holds its pass's pair (or byte) at the offset the pass records, so the set is found
+/// exactly when one of its needles is.
 #[derive(Debug, Clone)]
 pub struct FoldedSet {
     needles: Vec<Needle>,
+    pairs: Vec<PairPass>,
     passes: Vec<AnchorPass>,
 }
 
@@ -260,8 +276,19 @@ impl FoldedSet {
             .into_iter()
             .filter(|n| seen.insert(n.canonical.clone()))
             .collect();
-        let passes = anchor_passes(&needles);
-        FoldedSet { needles, passes }
+        let mut left: Vec<usize> = (0..needles.len()).collect();
+        let mut pairs = Vec::new();
+        while pairs.len() < MAX_PAIR_PASSES
+            && let Some(pass) = PairPass::choose(&needles, &mut left)
+        {
+            pairs.push(pass);
+        }
+        let passes = anchor_passes(&needles, left);
+        FoldedSet {
+            needles,
+            pairs,
+            passes,
+        }
     }
 
     /// The literals, as the query wrote them.
@@ -280,9 +307,13 @@ impl FoldedSet {
         if cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
             return self.needles.iter().any(|n| n.found_in(text));
         }
-        self.passes
+        self.pairs
             .iter()
             .any(|pass| pass.found_in(&self.needles, text))
+            || self
+                .passes
+                .iter()
+                .any(|pass| pass.found_in(&self.needles, text))
     }
 }
 
@@ -322,19 +353,19 @@ fn anchor_window(needle: &[u8]) -> (usize, &[u8]) {
     (start, needle.get(start..).unwrap_or_default())
 }
 
-/// Chooses anchors for a set of upper-cased needles, greedily: the byte that the most needles
+/// Chooses anchors for the needles `left` of a set of upper-cased needles, greedily: the byte that the most needles
 /// not yet anchored hold in their windows, the rarer of equals, among bytes no commoner than
 /// the commonest of the needles' own rarest bytes (so no pass looks for a byte commoner than a
 /// needle-by-needle search would). Each needle is anchored on the last occurrence of its
 /// pass's byte in its window.
-fn anchor_passes(needles: &[Needle]) -> Vec<AnchorPass> {
-    let limit = needles
+fn anchor_passes(needles: &[Needle], mut left: Vec<usize>) -> Vec<AnchorPass> {
+    let limit = left
         .iter()
+        .filter_map(|&i| needles.get(i))
         .filter_map(|n| n.canonical.get(rarest_byte(&n.canonical)))
         .map(|&b| commonness(b))
         .max()
         .unwrap_or(0);
-    let mut left: Vec<usize> = (0..needles.len()).collect();
     let mut passes = Vec::new();
     while !left.is_empty() {
         let canonical = |i: usize| needles.get(i).map_or(&[][..], |n| n.canonical.as_slice());
@@ -383,6 +414,208 @@ fn anchor_passes(needles: &[Needle]) -> Vec<AnchorPass> {
         passes.push(AnchorPass { byte, members });
     }
     passes
+}
+
+/// How far from a needle's end the bytes of its pair are taken from: as for anchors, the
+/// literals of one query often share a prefix that records hold anyway, and differ at the end.
+const PAIR_WINDOW: usize = 24;
+
+/// At most this many pair passes in one set: each is a pass over the text, and needles left
+/// over share the anchor passes. It also keeps choosing them linear in the number of needles.
+const MAX_PAIR_PASSES: usize = 4;
+
+/// One pass of a [`FoldedSet`] (or of a lone folded [`Needle`]): memchr's packed-pair search
+/// for two bytes that have no case, the second `distance` bytes after the first, and the
+/// needles that hold that pair, each with the offset of the pair's first byte in it.
+///
+/// A byte that is not an ASCII letter is the same in every ASCII case of a text, so one
+/// case-sensitive search for the pair finds every occurrence of the needles in any case; the
+/// window around each hit is then compared up to ASCII case.
+#[derive(Debug, Clone)]
+struct PairPass {
+    search: PairSearch,
+    members: Vec<(usize, usize)>,
+}
+
+impl PairPass {
+    /// The pass for the pair that the most needles of `left` hold in their last
+    /// [`PAIR_WINDOW`] bytes (of equals, the farther apart, then the greater bytes), its
+    /// holders taken out of `left`; `None` if no needle left holds two caseless bytes there.
+    /// Each member is anchored on the last occurrence of the pair in its window.
+    fn choose(needles: &[Needle], left: &mut Vec<usize>) -> Option<PairPass> {
+        let canonical = |i: usize| needles.get(i).map_or(&[][..], |n| n.canonical.as_slice());
+        let mut holders: HashMap<(u8, u8, usize), usize, FixedState> = HashMap::default();
+        for &i in left.iter() {
+            let mut seen: HashSet<(u8, u8, usize), FixedState> = HashSet::default();
+            for (first, second, distance, _) in caseless_pairs(canonical(i)) {
+                if seen.insert((first, second, distance)) {
+                    *holders.entry((first, second, distance)).or_default() += 1;
+                }
+            }
+        }
+        let ((first, second, distance), _) = holders
+            .into_iter()
+            .max_by_key(|&((first, second, distance), count)| (count, distance, first, second))?;
+        let search = PairSearch::new(first, second, distance)?;
+        let mut members = Vec::new();
+        left.retain(|&i| {
+            let at = caseless_pairs(canonical(i))
+                .filter(|&(a, b, d, _)| (a, b, d) == (first, second, distance))
+                .map(|(_, _, _, at)| at)
+                .last();
+            match at {
+                Some(at) => {
+                    members.push((i, at));
+                    false
+                }
+                None => true,
+            }
+        });
+        Some(PairPass { search, members })
+    }
+
+    fn found_in(&self, needles: &[Needle], text: &[u8]) -> bool {
+        let mut from = 0;
+        while let Some(off) = text.get(from..).and_then(|rest| self.search.find(rest)) {
+            let at = from + off;
+            for &(i, offset) in &self.members {
+                let (Some(needle), Some(start)) = (needles.get(i), at.checked_sub(offset)) else {
+                    continue;
+                };
+                if text
+                    .get(start..start + needle.canonical.len())
+                    .is_some_and(|window| window.eq_ignore_ascii_case(&needle.canonical))
+                {
+                    return true;
+                }
+            }
+            from = at + 1;
+        }
+        false
+    }
+}
+
+/// The pairs of caseless bytes (not ASCII letters) in the last [`PAIR_WINDOW`] bytes of an
+/// upper-cased needle: the first byte, the second, their distance and the first's offset.
+fn caseless_pairs(needle: &[u8]) -> impl Iterator<Item = (u8, u8, usize, usize)> + '_ {
+    let start = needle.len().saturating_sub(PAIR_WINDOW);
+    let caseless = move || {
+        needle
+            .iter()
+            .enumerate()
+            .skip(start)
+            .filter(|(_, b)| !b.is_ascii_alphabetic())
+    };
+    caseless().flat_map(move |(i, &first)| {
+        caseless()
+            .filter(move |&(j, _)| j > i)
+            .map(move |(j, &second)| (first, second, j - i, i))
+    })
+}
+
+/// memchr's packed-pair candidate search for one byte followed by another at a fixed distance:
+/// the vector search where the target has one and the text is long enough for it, else the
+/// portable one (memchr for the first byte, then a look at the second).
+#[derive(Debug, Clone, Copy)]
+struct PairSearch {
+    portable: memchr::arch::all::packedpair::Finder,
+    vector: Option<VectorPair>,
+}
+
+impl PairSearch {
+    /// `None` if the distance is 0 or over 255 (memchr's limit).
+    fn new(first: u8, second: u8, distance: usize) -> Option<PairSearch> {
+        let index2 = u8::try_from(distance).ok()?;
+        let mut needle = vec![first; distance + 1];
+        if let Some(last) = needle.last_mut() {
+            *last = second;
+        }
+        let pair = memchr::arch::all::packedpair::Pair::with_indices(&needle, 0, index2)?;
+        Some(PairSearch {
+            portable: memchr::arch::all::packedpair::Finder::with_pair(&needle, pair)?,
+            vector: VectorPair::new(&needle, pair),
+        })
+    }
+
+    /// The offset of the first place in `text` where the first byte is followed by the second
+    /// at the distance.
+    fn find(&self, text: &[u8]) -> Option<usize> {
+        match self.vector {
+            Some(vector) if text.len() >= vector.min_haystack_len() => vector.find(text),
+            _ => self.portable.find_prefilter(text),
+        }
+    }
+}
+
+/// The target's vector packed-pair search, where memchr has one (none on wasm32 without SIMD).
+#[derive(Debug, Clone, Copy)]
+enum VectorPair {
+    #[cfg(target_arch = "x86_64")]
+    Avx2(memchr::arch::x86_64::avx2::packedpair::Finder),
+    #[cfg(target_arch = "x86_64")]
+    Sse2(memchr::arch::x86_64::sse2::packedpair::Finder),
+    #[cfg(target_arch = "aarch64")]
+    Neon(memchr::arch::aarch64::neon::packedpair::Finder),
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    Simd128(memchr::arch::wasm32::simd128::packedpair::Finder),
+}
+
+impl VectorPair {
+    #[allow(unused_variables)]
+    fn new(needle: &[u8], pair: memchr::arch::all::packedpair::Pair) -> Option<VectorPair> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use memchr::arch::x86_64::{avx2, sse2};
+            avx2::packedpair::Finder::with_pair(needle, pair)
+                .map(VectorPair::Avx2)
+                .or_else(|| sse2::packedpair::Finder::with_pair(needle, pair).map(VectorPair::Sse2))
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            memchr::arch::aarch64::neon::packedpair::Finder::with_pair(needle, pair)
+                .map(VectorPair::Neon)
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        {
+            memchr::arch::wasm32::simd128::packedpair::Finder::with_pair(needle, pair)
+                .map(VectorPair::Simd128)
+        }
+        #[cfg(not(any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        )))]
+        {
+            None
+        }
+    }
+
+    /// The shortest text the vector search accepts (memchr's searches panic on shorter ones).
+    fn min_haystack_len(&self) -> usize {
+        match *self {
+            #[cfg(target_arch = "x86_64")]
+            VectorPair::Avx2(f) => f.min_haystack_len(),
+            #[cfg(target_arch = "x86_64")]
+            VectorPair::Sse2(f) => f.min_haystack_len(),
+            #[cfg(target_arch = "aarch64")]
+            VectorPair::Neon(f) => f.min_haystack_len(),
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            VectorPair::Simd128(f) => f.min_haystack_len(),
+        }
+    }
+
+    fn find(&self, text: &[u8]) -> Option<usize> {
+        match *self {
+            #[cfg(target_arch = "x86_64")]
+            VectorPair::Avx2(f) => f.find_prefilter(text),
+            #[cfg(target_arch = "x86_64")]
+            VectorPair::Sse2(f) => f.find_prefilter(text),
+            #[cfg(target_arch = "aarch64")]
+            VectorPair::Neon(f) => f.find_prefilter(text),
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            VectorPair::Simd128(f) => f.find_prefilter(text),
+        }
+    }
 }
 
 /// Boyer–Moore–Horspool: the bad-character shift table of a needle.
@@ -886,7 +1119,7 @@ fn canonicalise(raw: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    /// The hardened profile's operation names: a folded set of them takes two passes.
+    /// The hardened profile's operation names: a folded set of them takes two pair passes.
     const OPERATIONS: [&str; 9] = [
         "MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE",
         "MICROSOFT.COMPUTE/VIRTUALMACHINESCALESETS/EXTENSIONS/WRITE",
@@ -911,7 +1144,10 @@ mod tests {
     #[test]
     fn operation_names_are_found_together_in_two_passes() {
         let set = folded_set(&OPERATIONS);
-        assert_eq!(set.passes.len(), 2, "{:?}", set.passes);
+        assert!(set.passes.is_empty(), "{:?}", set.passes);
+        // A slash eleven bytes after a slash (`/EXTENSIONS/`, `/RUNCOMMAND/`), and twelve.
+        let sizes: Vec<usize> = set.pairs.iter().map(|p| p.members.len()).collect();
+        assert_eq!(sizes, [6, 3], "{:?}", set.pairs);
         for op in OPERATIONS {
             let camel = op
                 .replace("VIRTUALMACHINES", "virtualMachines")
@@ -925,19 +1161,26 @@ mod tests {
         assert!(!set.found_in(other));
     }
 
-    /// A folded set is found exactly when one of its needles is, on random needles and texts
-    /// made of their pieces in random case (a small alphabet, so that partial matches and
-    /// shared anchors abound).
+    /// A folded set, and each folded needle alone, is found exactly when a brute-force search
+    /// up to ASCII case finds one of its needles, on random needles and texts made of their
+    /// pieces in random case (a small alphabet with caseless bytes, so that partial matches,
+    /// shared anchors and shared pairs abound; texts up to a few hundred bytes, so that both
+    /// the vector searches and the portable ones for short texts run).
     #[test]
     fn folded_sets_find_exactly_what_their_needles_find() {
         let mut rng = vmext_test_support::SplitMix64(7);
-        let alphabet = b"ACEW/.SRx";
+        let alphabet = b"ACEW/.SR7x";
         let mut pick = |n: u64| rng.below(n) as usize;
+        let brute = |needle: &str, text: &[u8]| {
+            let upper = needle.to_ascii_uppercase();
+            text.windows(upper.len())
+                .any(|w| w.eq_ignore_ascii_case(upper.as_bytes()))
+        };
         for _ in 0..3_000 {
-            let count = 2 + pick(5);
+            let count = 1 + pick(6);
             let literals: Vec<String> = (0..count)
                 .map(|_| {
-                    let len = 1 + pick(24);
+                    let len = 1 + pick(30);
                     (0..len)
                         .map(|_| char::from(alphabet[pick(alphabet.len() as u64)]))
                         .collect()
@@ -945,9 +1188,8 @@ mod tests {
                 .collect();
             let refs: Vec<&str> = literals.iter().map(String::as_str).collect();
             let set = folded_set(&refs);
-            let needles: Vec<Needle> = refs.iter().map(|l| Needle::case_insensitive(l)).collect();
             let mut text = Vec::new();
-            for _ in 0..pick(8) {
+            for _ in 0..pick(24) {
                 let piece = &literals[pick(literals.len() as u64)];
                 let cut = pick(piece.len() as u64 + 1);
                 for &b in &piece.as_bytes()[..cut] {
@@ -959,13 +1201,16 @@ mod tests {
                 }
                 text.push(alphabet[pick(alphabet.len() as u64)]);
             }
-            let expected = needles.iter().any(|n| n.found_in(&text));
-            assert_eq!(
-                set.found_in(&text),
-                expected,
-                "{refs:?} in {:?}",
-                String::from_utf8_lossy(&text)
-            );
+            let shown = String::from_utf8_lossy(&text);
+            for literal in &refs {
+                assert_eq!(
+                    Needle::case_insensitive(literal).found_in(&text),
+                    brute(literal, &text),
+                    "{literal:?} in {shown:?}"
+                );
+            }
+            let expected = refs.iter().any(|l| brute(l, &text));
+            assert_eq!(set.found_in(&text), expected, "{refs:?} in {shown:?}");
         }
     }
 
