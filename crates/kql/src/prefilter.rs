@@ -320,30 +320,37 @@ impl FoldedSet {
 impl AnchorPass {
     fn found_in(&self, needles: &[Needle], text: &[u8]) -> bool {
         let (upper, lower) = (self.byte, self.byte.to_ascii_lowercase());
-        let mut from = 0;
-        while let Some(off) = text
-            .get(from..)
-            .and_then(|rest| memchr::memchr2(upper, lower, rest))
-        {
-            let at = from + off;
-            for &(i, anchor) in &self.members {
-                let Some(needle) = needles.get(i) else {
-                    continue;
-                };
-                let Some(start) = at.checked_sub(anchor) else {
-                    continue;
-                };
-                if text
-                    .get(start..start + needle.canonical.len())
-                    .is_some_and(|window| window.eq_ignore_ascii_case(&needle.canonical))
-                {
-                    return true;
-                }
-            }
-            from = at + 1;
-        }
-        false
+        members_found(needles, &self.members, text, |rest| {
+            memchr::memchr2(upper, lower, rest)
+        })
     }
+}
+
+/// Whether a member needle occurs up to ASCII case around one of the hits `find` reports in
+/// `text`. A hit is the offset of what the pass searches for; each member is a needle's index
+/// and the offset in that needle where every occurrence of it holds what is searched for.
+fn members_found(
+    needles: &[Needle],
+    members: &[(usize, usize)],
+    text: &[u8],
+    find: impl Fn(&[u8]) -> Option<usize>,
+) -> bool {
+    let mut from = 0;
+    while let Some(off) = text.get(from..).and_then(&find) {
+        let at = from + off;
+        let found = members.iter().any(|&(i, offset)| {
+            let (Some(needle), Some(start)) = (needles.get(i), at.checked_sub(offset)) else {
+                return false;
+            };
+            text.get(start..start + needle.canonical.len())
+                .is_some_and(|window| window.eq_ignore_ascii_case(&needle.canonical))
+        });
+        if found {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
 }
 
 /// The last 16 bytes of a needle, where anchors are taken from (see [`rarest_byte`]), and
@@ -475,23 +482,7 @@ impl PairPass {
     }
 
     fn found_in(&self, needles: &[Needle], text: &[u8]) -> bool {
-        let mut from = 0;
-        while let Some(off) = text.get(from..).and_then(|rest| self.search.find(rest)) {
-            let at = from + off;
-            for &(i, offset) in &self.members {
-                let (Some(needle), Some(start)) = (needles.get(i), at.checked_sub(offset)) else {
-                    continue;
-                };
-                if text
-                    .get(start..start + needle.canonical.len())
-                    .is_some_and(|window| window.eq_ignore_ascii_case(&needle.canonical))
-                {
-                    return true;
-                }
-            }
-            from = at + 1;
-        }
-        false
+        members_found(needles, &self.members, text, |rest| self.search.find(rest))
     }
 }
 
