@@ -243,9 +243,8 @@ impl AlertTemplate {
         if let Some(ts) = &timestamp {
             set_path(&mut doc, "@timestamp", Value::string(ts.as_str()));
         }
-        // Borrowed, not cloned: the rule's texts (its description above all) are written
-        // straight from the template instead of being copied into every alert first.
-        // A sealed member stands in as `null` and is written from its JSON text below.
+        // The template's members are borrowed, not cloned. A sealed one (the rule's texts, its
+        // description above all) stands in as `null` and is written from its JSON text.
         doc.extend(self.members.iter().map(|(k, v)| {
             let v = if is_sealed(k) {
                 Value::Null
