@@ -555,7 +555,15 @@ enum VectorPair {
 }
 
 impl VectorPair {
-    #[allow(unused_variables)]
+    // Without a vector search on the target, the arguments go unused.
+    #[cfg_attr(
+        not(any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        )),
+        allow(unused_variables)
+    )]
     fn new(needle: &[u8], pair: memchr::arch::all::packedpair::Pair) -> Option<VectorPair> {
         #[cfg(target_arch = "x86_64")]
         {
@@ -598,6 +606,14 @@ impl VectorPair {
         }
     }
 
+    #[cfg_attr(
+        not(any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        )),
+        allow(unused_variables)
+    )]
     fn find(&self, text: &[u8]) -> Option<usize> {
         match *self {
             #[cfg(target_arch = "x86_64")]
