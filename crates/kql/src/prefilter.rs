@@ -228,11 +228,12 @@ fn find_folded_anchored(needle: &[u8], anchor: usize, text: &[u8]) -> bool {
 /// member needles holds at a known offset, and at each hit compares the windows of its members
 /// with the text. Two kinds, tried in this order:
 ///
-/// * [`PairPass`]: two bytes that have no case (`/`, `.`, digits…) a fixed distance apart, as
+/// * Pair passes: two bytes that have no case (`/`, `.`, digits…) a fixed distance apart, as
 ///   the two slashes around `EXTENSIONS` in `…/EXTENSIONS/WRITE`. Activity-log text is full of
 ///   each byte alone but seldom holds the pair, so the search rarely stops.
-/// * [`AnchorPass`]: one byte of the needle's last 16 in either case, for needles with fewer
-///   than two caseless bytes (`USER`, `VMACCESSAGENT`).
+/// * Anchor passes: one byte of the needle's last 16 in either case, for needles without two
+///   caseless bytes in their last 24 (`USER`, `VMACCESSAGENT`), and for any left over once
+///   four pair passes are chosen.
 ///
 /// Needles share a pass when they hold its pair (or byte): the nine operation names of the
 /// hardened profile take two pair passes, one for a slash eleven bytes after a slash
