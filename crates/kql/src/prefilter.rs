@@ -555,16 +555,17 @@ enum VectorPair {
     Simd128(memchr::arch::wasm32::simd128::packedpair::Finder),
 }
 
+// On a target without a vector search the enum has no variant, and the methods' arguments go
+// unused.
+#[cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )),
+    allow(unused_variables)
+)]
 impl VectorPair {
-    // Without a vector search on the target, the arguments go unused.
-    #[cfg_attr(
-        not(any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            all(target_arch = "wasm32", target_feature = "simd128")
-        )),
-        allow(unused_variables)
-    )]
     fn new(needle: &[u8], pair: memchr::arch::all::packedpair::Pair) -> Option<VectorPair> {
         #[cfg(target_arch = "x86_64")]
         {
@@ -607,14 +608,6 @@ impl VectorPair {
         }
     }
 
-    #[cfg_attr(
-        not(any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            all(target_arch = "wasm32", target_feature = "simd128")
-        )),
-        allow(unused_variables)
-    )]
     fn find(&self, text: &[u8]) -> Option<usize> {
         match *self {
             #[cfg(target_arch = "x86_64")]
