@@ -20,7 +20,7 @@
 //!   caller describes each shape with a [`FieldPresence`] function and the requirement is the
 //!   disjunction over shapes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 
 use memchr::{memchr, memmem};
@@ -76,8 +76,10 @@ pub struct Needle {
     /// For a folded needle: the offset of its rarest byte, searched for in both cases.
     anchor: usize,
     /// For a folded needle with two bytes that have no case (see [`PairPass`]): the search
-    /// for them, which stops far less often than the anchor byte's.
-    pair: Option<PairPass>,
+    /// for them, which stops far less often than the anchor byte's. Chosen only for the
+    /// needles that search alone in a finished requirement: most folded needles end up in a
+    /// [`FoldedSet`], which has passes of its own.
+    pair: Option<Box<PairPass>>,
 }
 
 impl PartialEq for Needle {
@@ -123,7 +125,6 @@ impl Needle {
         needle.horspool = Horspool::new(&needle.canonical, true);
         needle.anchor = rarest_byte(&needle.canonical);
         needle.folded = true;
-        needle.pair = PairPass::choose(std::slice::from_ref(&needle), &mut vec![0]);
         needle
     }
 
@@ -140,6 +141,13 @@ impl Needle {
         std::str::from_utf8(&self.canonical).unwrap_or_default()
     }
 
+    /// Chooses the pair pass of a folded needle that searches alone.
+    fn choose_pair(&mut self) {
+        if self.folded {
+            self.pair = PairPass::choose(std::slice::from_ref(self), &mut vec![0]).map(Box::new);
+        }
+    }
+
     /// Whether the needle is matched up to ASCII case.
     pub fn is_folded(&self) -> bool {
         self.folded
@@ -152,7 +160,7 @@ impl Needle {
     fn found_in(&self, text: &[u8]) -> bool {
         if self.folded && cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
             self.horspool.find_folded(&self.canonical, text)
-        } else if let Some(pass) = self.folded.then_some(self.pair.as_ref()).flatten() {
+        } else if let Some(pass) = self.pair.as_deref() {
             pass.found_in(std::slice::from_ref(self), text)
         } else if self.folded {
             find_folded_anchored(&self.canonical, self.anchor, text)
@@ -232,8 +240,8 @@ fn find_folded_anchored(needle: &[u8], anchor: usize, text: &[u8]) -> bool {
 ///   the two slashes around `EXTENSIONS` in `…/EXTENSIONS/WRITE`. Activity-log text is full of
 ///   each byte alone but seldom holds the pair, so the search rarely stops.
 /// * Anchor passes: one byte of the needle's last 16 in either case, for needles without two
-///   caseless bytes in their last 24 (`USER`, `VMACCESSAGENT`), and for any left over once
-///   four pair passes are chosen.
+///   caseless bytes in their last 24 (`USER`, `VMACCESSAGENT`), for any left over once four
+///   pair passes are chosen, and for every needle of a set of more than 64.
 ///
 /// Needles share a pass when they hold its pair (or byte): the nine operation names of the
 /// hardened profile take two pair passes, one for a slash eleven bytes after a slash
@@ -279,7 +287,8 @@ impl FoldedSet {
             .collect();
         let mut left: Vec<usize> = (0..needles.len()).collect();
         let mut pairs = Vec::new();
-        while pairs.len() < MAX_PAIR_PASSES
+        while needles.len() <= MAX_PAIR_SET
+            && pairs.len() < MAX_PAIR_PASSES
             && let Some(pass) = PairPass::choose(&needles, &mut left)
         {
             pairs.push(pass);
@@ -432,8 +441,15 @@ fn anchor_passes(needles: &[Needle], mut left: Vec<usize>) -> Vec<AnchorPass> {
 const PAIR_WINDOW: usize = 24;
 
 /// At most this many pair passes in one set: each is a pass over the text, and needles left
-/// over share the anchor passes. It also keeps choosing them linear in the number of needles.
+/// over share the anchor passes.
 const MAX_PAIR_PASSES: usize = 4;
+
+/// Sets of more needles than this take anchor passes only. Such sets come from long value
+/// lists (`field:(v1 or v2 or …)`), whose needles seldom share a pair, and choosing pairs for
+/// them is not free: a hardened detector for a 900 KB query of 30,000 folded caseless values
+/// took 0.9 s to build (natively) with pairs chosen for every set it forms, and 0.3 s with
+/// this bound.
+const MAX_PAIR_SET: usize = 64;
 
 /// One pass of a [`FoldedSet`] (or of a lone folded [`Needle`]): memchr's packed-pair search
 /// for two bytes that have no case, the second `distance` bytes after the first, and the
@@ -455,18 +471,23 @@ impl PairPass {
     /// Each member is anchored on the last occurrence of the pair in its window.
     fn choose(needles: &[Needle], left: &mut Vec<usize>) -> Option<PairPass> {
         let canonical = |i: usize| needles.get(i).map_or(&[][..], |n| n.canonical.as_slice());
-        let mut holders: HashMap<(u8, u8, usize), usize, FixedState> = HashMap::default();
+        // Every needle's distinct pairs, sorted so that equal pairs are neighbours and each
+        // run's length is the number of needles holding it (sorting, not hashing: a large set
+        // has hundreds of thousands of pairs, and hashing them cost seconds).
+        let mut all: Vec<(u8, u8, usize)> = Vec::new();
+        let mut own: Vec<(u8, u8, usize)> = Vec::with_capacity(PAIR_WINDOW);
         for &i in left.iter() {
-            let mut seen: HashSet<(u8, u8, usize), FixedState> = HashSet::default();
-            for (first, second, distance, _) in caseless_pairs(canonical(i)) {
-                if seen.insert((first, second, distance)) {
-                    *holders.entry((first, second, distance)).or_default() += 1;
-                }
-            }
+            own.clear();
+            own.extend(caseless_pairs(canonical(i)).map(|(a, b, d, _)| (a, b, d)));
+            own.sort_unstable();
+            own.dedup();
+            all.extend_from_slice(&own);
         }
-        let ((first, second, distance), _) = holders
-            .into_iter()
-            .max_by_key(|&((first, second, distance), count)| (count, distance, first, second))?;
+        all.sort_unstable();
+        let (_, (first, second, distance)) = all
+            .chunk_by(|a, b| a == b)
+            .filter_map(|run| Some((run.len(), *run.first()?)))
+            .max_by_key(|&(count, (first, second, distance))| (count, distance, first, second))?;
         let search = PairSearch::new(first, second, distance)?;
         let mut members = Vec::new();
         left.retain(|&i| {
@@ -490,22 +511,23 @@ impl PairPass {
     }
 }
 
-/// The pairs of caseless bytes (not ASCII letters) in the last [`PAIR_WINDOW`] bytes of an
-/// upper-cased needle: the first byte, the second, their distance and the first's offset.
+/// The pairs of neighbouring caseless bytes (not ASCII letters, with none between them) in the
+/// last [`PAIR_WINDOW`] bytes of an upper-cased needle: the first byte, the second, their
+/// distance and the first's offset. Neighbours only, so a needle has at most 23 pairs and
+/// choosing passes stays linear in the query even for a large set (a query of 1 MiB of
+/// digit-only values has tens of thousands of needles, all caseless); the pairs that matter,
+/// the slashes around a segment, are neighbours anyway.
 fn caseless_pairs(needle: &[u8]) -> impl Iterator<Item = (u8, u8, usize, usize)> + '_ {
     let start = needle.len().saturating_sub(PAIR_WINDOW);
-    let caseless = move || {
-        needle
-            .iter()
-            .enumerate()
-            .skip(start)
-            .filter(|(_, b)| !b.is_ascii_alphabetic())
-    };
-    caseless().flat_map(move |(i, &first)| {
-        caseless()
-            .filter(move |&(j, _)| j > i)
-            .map(move |(j, &second)| (first, second, j - i, i))
-    })
+    let caseless = needle
+        .iter()
+        .enumerate()
+        .skip(start)
+        .filter(|(_, b)| !b.is_ascii_alphabetic());
+    caseless
+        .clone()
+        .zip(caseless.skip(1))
+        .map(|((i, &first), (j, &second))| (first, second, j - i, i))
 }
 
 /// memchr's packed-pair candidate search for one byte followed by another at a fixed distance:
@@ -695,12 +717,26 @@ impl Horspool {
 impl Requirement {
     /// What a record of one shape must contain for `node` to hold on it.
     pub fn derive(node: &Node, presence: FieldPresence<'_>) -> Requirement {
-        derive(node, "", presence).simplify()
+        derive(node, "", presence).simplify().with_lone_pairs()
     }
 
     /// Combines the requirements of several shapes: a record may be any of them.
     pub fn any_shape(shapes: Vec<Requirement>) -> Requirement {
-        Requirement::AnyOf(shapes).simplify()
+        Requirement::AnyOf(shapes).simplify().with_lone_pairs()
+    }
+
+    /// The finished requirement, with a pair pass chosen for each folded needle that searches
+    /// alone (not in a [`FoldedSet`]).
+    fn with_lone_pairs(mut self) -> Requirement {
+        let mut stack = vec![&mut self];
+        while let Some(r) = stack.pop() {
+            match r {
+                Requirement::Contains(needle) if needle.pair.is_none() => needle.choose_pair(),
+                Requirement::All(items) | Requirement::AnyOf(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+        self
     }
 
     /// Whether the record's JSON text can satisfy the query. `false` proves it cannot.
@@ -1207,11 +1243,17 @@ mod tests {
             }
             let shown = String::from_utf8_lossy(&text);
             for literal in &refs {
-                assert_eq!(
-                    Needle::case_insensitive(literal).found_in(&text),
-                    brute(literal, &text),
-                    "{literal:?} in {shown:?}"
-                );
+                let anchored = Needle::case_insensitive(literal);
+                let mut paired = anchored.clone();
+                paired.choose_pair();
+                for needle in [anchored, paired] {
+                    assert_eq!(
+                        needle.found_in(&text),
+                        brute(literal, &text),
+                        "{literal:?} in {shown:?} (pair: {})",
+                        needle.pair.is_some()
+                    );
+                }
             }
             let expected = refs.iter().any(|l| brute(l, &text));
             assert_eq!(set.found_in(&text), expected, "{refs:?} in {shown:?}");
@@ -1353,16 +1395,24 @@ mod tests {
             .map(|i| format!("(a:x and b:y{i})"))
             .collect::<Vec<_>>()
             .join(" or ");
+        // Folded values made of caseless bytes, as many as fit in the query bound: each has many
+        // byte pairs to choose passes from.
+        let caseless: Vec<String> = (0..40_000).map(|i| format!("\"/{i}/.{i}\"")).collect();
+        let folded_list = format!("a:({})", caseless.join(" or "));
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let list = req(&list);
             let factored = req(&factored);
-            let _ = done.send((list.needles().len(), factored));
+            let folded = Requirement::derive(&crate::parse(&folded_list).unwrap(), &|_: &str| {
+                Presence::CaseInsensitive
+            });
+            let _ = done.send((list.needles().len(), factored, folded.needles().len()));
         });
-        let (needles, factored) = finished
+        let (needles, factored, folded) = finished
             .recv_timeout(std::time::Duration::from_secs(60))
             .expect("deriving a 100,000-term requirement took over a minute");
         assert_eq!(needles, 100_000);
+        assert_eq!(folded, 40_000);
         // `x` is required once, outside the disjunction of the `y`s.
         assert!(matches!(&factored, Requirement::All(items) if items.len() == 2));
         assert!(factored.admits(br#"{"a":"x","b":"y39999"}"#));
