@@ -1,7 +1,8 @@
 //! The Fluent Bit entry points on arbitrary records, called the way Fluent Bit calls them (a
 //! NUL-terminated copy): the reply is always `""` or one JSON object, never anything that makes
 //! Fluent Bit lose data. The same code is the `wasm32-wasip1` module; here it runs natively so
-//! the sanitizers and coverage see it.
+//! the sanitizers and coverage see it. The validating scan that guards annotate mode's
+//! pass-through is also held to the parser: the same verdict and the same error on every input.
 #![no_main]
 
 use std::ffi::CStr;
@@ -33,6 +34,10 @@ fn check(entry: Entry, record: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    assert_eq!(
+        vmext_json::parse(data).err(),
+        vmext_json::validate(data).err()
+    );
     check(vmext_annotate, data);
     check(vmext_alerts, data);
     check(vmext_annotate_hardened, data);

@@ -4,6 +4,21 @@
 //! would cost far more than the rule itself. [`validate`] walks the text once, allocates
 //! nothing, and accepts exactly what [`crate::parse`] accepts, with the same error at the same
 //! offset (a property test holds the two to that).
+//!
+//! It does so in two steps, because the one it nearly always takes must be cheap where it runs
+//! most: Fluent Bit's interpreter, where every WebAssembly instruction costs and a filter in
+//! annotate mode validates every record the rule cannot match.
+//!
+//! 1. [`accepts`] answers yes or no in a single pass: UTF-8 is checked inside strings, where
+//!    alone JSON text may hold a byte above 0x7F, instead of in a separate pass over the whole
+//!    input; string bodies are skipped eight bytes per step; the container stack is a bit per
+//!    level in a fixed array, and the grammar is a loop over local variables.
+//! 2. Only when it says no does the exact walk below run, to name the error and its offset the
+//!    way [`crate::parse`] does (an invalid UTF-8 sequence anywhere first, as the parser checks
+//!    the encoding before the grammar).
+//!
+//! No crate offers this: serde_json and simd-json validate by parsing, and the SIMD validators
+//! are of no use in an interpreter that has no SIMD.
 
 use crate::lex::Cursor;
 use crate::parse::{Error, ErrorKind, Limits};
@@ -13,19 +28,268 @@ const MAX_TRACKED_DEPTH: usize = 512;
 
 /// Whether `input` is one JSON document that [`crate::parse`] accepts with the default limits.
 pub fn validate(input: &[u8]) -> Result<(), Error> {
+    let max_depth = Limits::default().max_depth.min(MAX_TRACKED_DEPTH);
+    if accepts(input, max_depth) {
+        return Ok(());
+    }
     if let Err(e) = std::str::from_utf8(input) {
         return Err(Error {
             offset: e.valid_up_to(),
             kind: ErrorKind::InvalidUtf8,
         });
     }
-    let max_depth = Limits::default().max_depth.min(MAX_TRACKED_DEPTH);
     Validator {
         at: Cursor::new(input),
         objects: [0; MAX_TRACKED_DEPTH / 64],
         depth: 0,
     }
     .document(max_depth)
+}
+
+/// `validate(input).is_ok()` for nesting up to `max_depth` (at most [`MAX_TRACKED_DEPTH`]),
+/// in one pass that keeps no error.
+fn accepts(b: &[u8], max_depth: usize) -> bool {
+    // One bit per open container: set for an object, clear for an array.
+    let mut objects = [0u64; MAX_TRACKED_DEPTH / 64];
+    let mut depth = 0usize;
+    // Whether the innermost open container is an object.
+    let mut in_object = false;
+    let mut i = skip_ws(b, 0);
+    'value: loop {
+        // A value starts at `i`.
+        let Some(&c) = b.get(i) else {
+            return false;
+        };
+        match c {
+            b'"' => match string_end(b, i + 1) {
+                Some(end) => i = end,
+                None => return false,
+            },
+            b'{' | b'[' => {
+                let object = c == b'{';
+                i = skip_ws(b, i + 1);
+                if b.get(i) == Some(&if object { b'}' } else { b']' }) {
+                    i += 1;
+                } else {
+                    if depth >= max_depth {
+                        return false;
+                    }
+                    if let Some(word) = objects.get_mut(depth / 64) {
+                        let bit = 1u64 << (depth % 64);
+                        if object {
+                            *word |= bit;
+                        } else {
+                            *word &= !bit;
+                        }
+                    }
+                    depth += 1;
+                    in_object = object;
+                    if object {
+                        match key_end(b, i) {
+                            Some(next) => i = next,
+                            None => return false,
+                        }
+                    }
+                    continue 'value;
+                }
+            }
+            b't' => match literal_end(b, i, b"true") {
+                Some(end) => i = end,
+                None => return false,
+            },
+            b'f' => match literal_end(b, i, b"false") {
+                Some(end) => i = end,
+                None => return false,
+            },
+            b'n' => match literal_end(b, i, b"null") {
+                Some(end) => i = end,
+                None => return false,
+            },
+            b'-' | b'0'..=b'9' => match number_end(b, i) {
+                Some(end) => i = end,
+                None => return false,
+            },
+            _ => return false,
+        }
+        // A value ended at `i`: a separator, or the ends of the containers that close here.
+        loop {
+            let Some(&c) = b.get(i) else {
+                return depth == 0;
+            };
+            match c {
+                b',' if depth > 0 => {
+                    i = skip_ws(b, i + 1);
+                    if in_object {
+                        match key_end(b, i) {
+                            Some(next) => i = next,
+                            None => return false,
+                        }
+                    }
+                    continue 'value;
+                }
+                b'}' | b']' if depth > 0 && in_object == (c == b'}') => {
+                    i += 1;
+                    depth -= 1;
+                    in_object = depth > 0
+                        && objects
+                            .get((depth - 1) / 64)
+                            .is_some_and(|w| w & (1 << ((depth - 1) % 64)) != 0);
+                }
+                b' ' | b'\t' | b'\n' | b'\r' => i = skip_ws(b, i),
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// The first position at or after `i` that is not JSON whitespace.
+#[inline(always)]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// A key at `i` (no whitespace before it), its colon and the whitespace after: the position of
+/// the value, or `None`.
+#[inline(always)]
+fn key_end(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let mut i = string_end(b, i + 1)?;
+    if b.get(i) != Some(&b':') {
+        i = skip_ws(b, i);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+    }
+    Some(skip_ws(b, i + 1))
+}
+
+/// `word` at `i`: the position after it, or `None`.
+fn literal_end(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    let end = i + word.len();
+    (b.get(i..end) == Some(word)).then_some(end)
+}
+
+/// The position after the number at `i`, or `None` if it is malformed
+/// (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`).
+fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |mut i: usize| {
+        let start = i;
+        while let Some(b'0'..=b'9') = b.get(i) {
+            i += 1;
+        }
+        (i > start).then_some(i)
+    };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    i = match b.get(i) {
+        Some(b'0') => i + 1,
+        Some(b'1'..=b'9') => digits(i)?,
+        _ => return None,
+    };
+    if b.get(i) == Some(&b'.') {
+        i = digits(i + 1)?;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        i = digits(i)?;
+    }
+    Some(i)
+}
+
+/// The position after the closing quote of the string whose body starts at `i`, or `None` if
+/// the string is unterminated, holds a control character, a bad escape or invalid UTF-8.
+#[inline(always)]
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        // Eight bytes per step while eight remain, then one by one.
+        while let Some(chunk) = b.get(i..i + 8) {
+            let special = special_bytes(chunk);
+            if special != 0 {
+                i += (special.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        let c = *b.get(i)?;
+        match c {
+            b'"' => return Some(i + 1),
+            b'\\' => {
+                let (_, len) =
+                    crate::lex::decode_escape(b.get(i + 1..).unwrap_or_default()).ok()?;
+                i += 1 + len;
+            }
+            0x80.. => i += utf8_len(b, i)?,
+            0..=0x1f => return None,
+            // Content after the last whole step of eight.
+            _ => i += 1,
+        }
+    }
+}
+
+/// The high bit of each byte of `chunk` (eight bytes) that is `"`, `\\`, a control character
+/// or above 0x7F, and possibly of bytes after such a byte (borrows run upwards, so the lowest
+/// flag is exact); zero when none is.
+#[inline(always)]
+fn special_bytes(chunk: &[u8]) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(chunk);
+    let v = u64::from_le_bytes(word);
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    (zero(v ^ (ONES * u64::from(b'"')))
+        | zero(v ^ (ONES * u64::from(b'\\')))
+        | v.wrapping_sub(ONES * 0x20)
+        | v)
+        & HIGHS
+}
+
+/// How many leading bytes of `rest` are string content that needs no attention: not `"`,
+/// `\\`, a control character or a byte above 0x7F.
+pub(crate) fn plain_string_bytes(rest: &[u8]) -> usize {
+    let mut n = 0;
+    while let Some(chunk) = rest.get(n..n + 8) {
+        let special = special_bytes(chunk);
+        if special != 0 {
+            return n + (special.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    while let Some(&c) = rest.get(n) {
+        if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// The length of the well-formed UTF-8 sequence at `i`, whose first byte is above 0x7F, or
+/// `None` (Unicode's table of well-formed byte sequences: no overlong forms, no surrogates,
+/// nothing above U+10FFFF).
+fn utf8_len(b: &[u8], i: usize) -> Option<usize> {
+    let in_range = |k: usize, lo: u8, hi: u8| b.get(i + k).is_some_and(|c| (lo..=hi).contains(c));
+    let tail = |k: usize| in_range(k, 0x80, 0xBF);
+    let ok = match *b.get(i)? {
+        0xC2..=0xDF => return tail(1).then_some(2),
+        0xE0 => in_range(1, 0xA0, 0xBF) && tail(2),
+        0xE1..=0xEC | 0xEE..=0xEF => tail(1) && tail(2),
+        0xED => in_range(1, 0x80, 0x9F) && tail(2),
+        0xF0 => return (in_range(1, 0x90, 0xBF) && tail(2) && tail(3)).then_some(4),
+        0xF1..=0xF3 => return (tail(1) && tail(2) && tail(3)).then_some(4),
+        0xF4 => return (in_range(1, 0x80, 0x8F) && tail(2) && tail(3)).then_some(4),
+        _ => return None,
+    };
+    ok.then_some(3)
 }
 
 struct Validator<'a> {
@@ -142,7 +406,7 @@ impl Validator<'_> {
     fn string(&mut self) -> Result<(), Error> {
         self.at.pos += 1;
         loop {
-            self.skip_plain_string_bytes();
+            self.at.pos += plain_string_bytes(self.at.bytes.get(self.at.pos..).unwrap_or_default());
             match self.at.peek() {
                 None => return self.at.err(ErrorKind::UnexpectedEnd),
                 Some(b'"') => {
@@ -156,30 +420,6 @@ impl Validator<'_> {
                 }
                 Some(_) => self.at.pos += 1,
             }
-        }
-    }
-
-    /// Skips string bytes that need no attention (not `"`, `\` or a control character), eight
-    /// at a time: most of a log record is string content, and this is its hot loop.
-    fn skip_plain_string_bytes(&mut self) {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGHS: u64 = 0x8080_8080_8080_8080;
-        while let Some(chunk) = self.at.bytes.get(self.at.pos..self.at.pos + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let v = u64::from_le_bytes(word);
-            // A byte is flagged when it is zero after xor with `"` or `\`, or below 0x20;
-            // the classic "has a byte less than n" test, exact for n <= 128.
-            let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
-            let special = below(v ^ (ONES * u64::from(b'"')), 1)
-                | below(v ^ (ONES * u64::from(b'\\')), 1)
-                | below(v, 0x20);
-            if special != 0 {
-                // Stop at the first flagged byte (little-endian: the lowest set bit).
-                self.at.pos += (special.trailing_zeros() / 8) as usize;
-                return;
-            }
-            self.at.pos += 8;
         }
     }
 }

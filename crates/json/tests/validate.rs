@@ -9,15 +9,21 @@
 
 use proptest::prelude::*;
 
-const SEEDS: [&str; 4] = [
+const SEEDS: [&str; 5] = [
     r#"{"a":[1,-2.5e3,true,false,null,"x\"y\u00e9\ud83d\ude00"],"b":{"c":{}},"d":[]}"#,
     r#"{"operationName":"MICROSOFT.COMPUTE\/VIRTUALMACHINES","identity":{"claims":{"k.v":"\u0041"}}}"#,
     r#"[{"x":[[[]]]},"s",0,1e-7]"#,
     "  {\n \"records\": [ {\"a\": \"b\"} ]\n}\n",
+    "{\"user\":\"Zo\u{eb} \u{1F600} \u{20AC} \u{4E2D}\",\"k\":\"\\u00e9\"}",
 ];
 
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    let alphabet: Vec<u8> = br#"{}[]:,"\ u0123456789abcdefEe.+-tnlrsx"#.to_vec();
+    let mut alphabet: Vec<u8> = br#"{}[]:,"\ u0123456789abcdefEe.+-tnlrsx"#.to_vec();
+    // Bytes that start, continue or break UTF-8 sequences, and control characters.
+    alphabet.extend([
+        0x01, 0x1f, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xed, 0xef,
+        0xf0, 0xf4, 0xf5, 0xff,
+    ]);
     (
         proptest::sample::select(SEEDS.to_vec()),
         proptest::collection::vec(
@@ -72,5 +78,45 @@ fn validate_agrees_on_limits_and_encodings() {
             vmext_json::parse(&text).err(),
             vmext_json::validate(&text).err()
         );
+    }
+}
+
+/// Every UTF-8 sequence of one and two bytes, and the boundaries of the longer ones, inside a
+/// string and, for contrast, outside one: the validator's own UTF-8 check against the
+/// standard library's, through the parser.
+#[test]
+fn validate_agrees_on_utf8_sequences() {
+    let edges = [
+        0x00, 0x1f, 0x20, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xff,
+    ];
+    let mut sequences: Vec<Vec<u8>> = Vec::new();
+    for a in 0..=255u8 {
+        for b in 0..=255u8 {
+            sequences.push(vec![a, b]);
+        }
+    }
+    for a in 0xe0..=0xffu8 {
+        for b in 0..=255u8 {
+            for c in edges {
+                sequences.push(vec![a, b, c]);
+                for d in [0x7f, 0x80, 0xbf, 0xc0] {
+                    sequences.push(vec![a, b, c, d]);
+                }
+            }
+        }
+    }
+    for seq in sequences {
+        for (before, after) in [
+            (&b"{\"k\":\""[..], &b"\"}"[..]),
+            (b"[\"0123456789abc", b"\"]"),
+            (b"[", b"]"),
+        ] {
+            let text = [before, &seq, after].concat();
+            assert_eq!(
+                vmext_json::parse(&text).err(),
+                vmext_json::validate(&text).err(),
+                "{text:?}"
+            );
+        }
     }
 }
