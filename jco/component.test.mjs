@@ -79,3 +79,31 @@ test('an envelope evaluated whole and member by member gives the same results', 
   ].map((r) => r.resultJson);
   assert.deepEqual(parts, whole);
 });
+
+test('documents end to end in a chunk give what a batch of them gives, bad ends included', () => {
+  const d = detector.Detector.seed();
+  const documents = fixtures.map((file) => readFileSync(`${root}${file}`));
+  const chunk = new Uint8Array(documents.reduce((n, doc) => n + doc.length, 0));
+  const ends = [];
+  let at = 0;
+  for (const doc of documents) {
+    chunk.set(doc, at);
+    at += doc.length;
+    ends.push(at);
+  }
+  const summary = (results) => results.map((r) => JSON.stringify(r, (_, v) => (typeof v === 'bigint' ? String(v) : v)));
+  for (const explain of [false, true]) {
+    assert.deepEqual(summary(d.evaluateChunk(chunk, ends, explain)), summary(d.evaluateBatch(documents, explain)));
+  }
+  // An end beyond the chunk is the chunk's end; an end before the previous one is an empty
+  // document, which fails as invalid JSON; neither traps.
+  const first = documents[0];
+  const odd = d.evaluateChunk(first, [first.length, 0, first.length + 100, 4294967295], true);
+  assert.equal(odd.length, 4);
+  assert.equal(odd[0].tag, 'records');
+  for (const empty of [odd[1], odd[3]]) {
+    assert.equal(empty.tag, 'failed');
+    assert.equal(empty.val.error.tag, 'invalid-json');
+  }
+  assert.deepEqual(summary([odd[2]]), summary([odd[0]]));
+});

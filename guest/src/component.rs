@@ -70,6 +70,23 @@ impl api::GuestDetector for DetectorResource {
             .collect()
     }
 
+    fn evaluate_chunk(
+        &self,
+        chunk: Vec<u8>,
+        ends: Vec<u32>,
+        explain: bool,
+    ) -> Vec<api::DocumentResult> {
+        let mut start = 0;
+        ends.iter()
+            .map(|end| {
+                let end = usize::try_from(*end).unwrap_or(usize::MAX).min(chunk.len());
+                let document = chunk.get(start.min(end)..end).unwrap_or_default();
+                start = end;
+                evaluate(&self.detector, document, explain)
+            })
+            .collect()
+    }
+
     fn evaluate_members(
         &self,
         members: Vec<Vec<u8>>,

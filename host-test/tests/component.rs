@@ -15,7 +15,7 @@ use vmext_engine::{Detector, ProfileName};
 use vmext_host::component::{
     ComponentEvaluator, ComponentRuntime, DetectorOptions, Limits, RuleSource,
 };
-use vmext_host::evaluator::{DocumentResult, Evaluator, NativeEvaluator};
+use vmext_host::evaluator::{Chunk, DocumentResult, Evaluator, NativeEvaluator};
 use vmext_test_support::{Artefact, build_artefact, fixture_files, repo_root};
 
 /// One compiled runtime per artefact, shared by the tests of this binary.
@@ -87,7 +87,7 @@ fn component_imports_only_what_std_declares() {
             "{imports:?}"
         );
     }
-    assert_eq!(rt.exports(), vec!["vmext:detect/detector@0.3.0".to_owned()]);
+    assert_eq!(rt.exports(), vec!["vmext:detect/detector@0.4.0".to_owned()]);
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn component_equals_native_on_every_fixture() {
         .map(|p| std::fs::read(p).unwrap())
         .collect();
     let refs: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
-    let batch = component.evaluate_batch(&refs, false);
+    let batch = component.evaluate_batch(&Chunk::of(refs.iter().copied()), false);
     let single: Vec<DocumentResult> = refs.iter().map(|t| native.evaluate(t, false)).collect();
     assert_eq!(batch, single);
 }
@@ -248,7 +248,7 @@ fn trap_and_endless_loop_cost_one_document_each() {
     assert_eq!(results[4], "alert");
     assert_eq!(c.restarts(), 2);
     // In a batch, the bad document fails alone.
-    let batch = c.evaluate_batch(&[&alert, trap, &alert], false);
+    let batch = c.evaluate_batch(&Chunk::of([&alert[..], trap, &alert]), false);
     let batch: Vec<String> = batch.iter().map(verdicts).collect();
     assert_eq!(batch[0], "alert");
     assert!(batch[1].starts_with("failed"));

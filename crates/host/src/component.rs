@@ -18,7 +18,7 @@ use vmext_engine::{Explanation, ProfileName};
 use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
-use crate::evaluator::{DocumentResult, Evaluator, RecordResult};
+use crate::evaluator::{Chunk, DocumentResult, Evaluator, RecordResult};
 
 /// Host bindings generated from `wit/detector.wit` (documented there).
 #[allow(missing_docs)]
@@ -406,23 +406,42 @@ impl Evaluator for ComponentEvaluator {
         true
     }
 
-    /// One call for the whole batch; if a document traps, the batch is retried one document
+    /// One call for the whole chunk; if a document traps, the chunk is retried one document
     /// at a time so that only that document fails.
-    fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {
-        let live = &mut self.live;
-        live.arm(&self.limits);
-        let result = live
-            .bindings
-            .vmext_detect_detector()
-            .detector()
-            .call_evaluate_batch(&mut live.store, live.detector, documents, explain);
+    fn evaluate_batch(&mut self, chunk: &Chunk, explain: bool) -> Vec<DocumentResult> {
+        // The guest reads 32-bit offsets; a chunk too large for them goes one by one (and
+        // fails document by document on the memory cap long before that).
+        let ends: Option<Vec<u32>> = chunk
+            .ends()
+            .iter()
+            .map(|e| u32::try_from(*e).ok())
+            .collect();
+        let result = match &ends {
+            Some(ends) => {
+                let live = &mut self.live;
+                live.arm(&self.limits);
+                live.bindings
+                    .vmext_detect_detector()
+                    .detector()
+                    .call_evaluate_chunk(
+                        &mut live.store,
+                        live.detector,
+                        chunk.bytes(),
+                        ends,
+                        explain,
+                    )
+            }
+            None => Ok(Vec::new()),
+        };
         match result {
-            Ok(list) => list.into_iter().map(convert).collect(),
-            // One document stopped the batch: retry one by one so that only it fails.
-            Err(_) => {
-                self.recover();
-                documents
-                    .iter()
+            Ok(list) if list.len() == chunk.len() => list.into_iter().map(convert).collect(),
+            // One document stopped the chunk: retry one by one so that only it fails.
+            failed => {
+                if failed.is_err() {
+                    self.recover();
+                }
+                chunk
+                    .documents()
                     .map(|d| self.evaluate(d, explain))
                     .collect()
             }

@@ -55,13 +55,72 @@ pub trait Evaluator {
         explain: bool,
     ) -> Vec<RecordResult>;
 
-    /// Evaluates several documents, in order. An artefact behind a call boundary overrides
-    /// this to cross it once per batch instead of once per document.
-    fn evaluate_batch(&mut self, documents: &[&[u8]], explain: bool) -> Vec<DocumentResult> {
-        documents
-            .iter()
+    /// Evaluates the documents of a chunk, in order. An artefact behind a call boundary
+    /// overrides this to cross it once per chunk instead of once per document.
+    fn evaluate_batch(&mut self, chunk: &Chunk, explain: bool) -> Vec<DocumentResult> {
+        chunk
+            .documents()
             .map(|d| self.evaluate(d, explain))
             .collect()
+    }
+}
+
+/// Documents laid end to end in one buffer, each known by where it ends: how a batch crosses
+/// a call boundary as one copy, without an allocation per document on the other side.
+#[derive(Debug, Clone, Default)]
+pub struct Chunk {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Chunk {
+    /// A chunk of these documents, in order.
+    pub fn of<'a>(documents: impl IntoIterator<Item = &'a [u8]>) -> Chunk {
+        let mut chunk = Chunk::default();
+        for document in documents {
+            chunk.push(document);
+        }
+        chunk
+    }
+
+    /// Appends a copy of a document.
+    pub fn push(&mut self, document: &[u8]) {
+        self.bytes.extend_from_slice(document);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// The documents' bytes, end to end.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Where each document ends in [`Chunk::bytes`]; each starts where the one before ends.
+    pub fn ends(&self) -> &[usize] {
+        &self.ends
+    }
+
+    /// The documents, in order.
+    pub fn documents(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, end)| self.bytes.get(start..*end).unwrap_or_default())
+    }
+
+    /// How many documents it holds.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether it holds no document.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Empties it, keeping its memory for the next batch.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
     }
 }
 

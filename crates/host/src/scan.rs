@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::evaluator::{DocumentResult, Evaluator, RecordResult};
+use crate::evaluator::{Chunk, DocumentResult, Evaluator, RecordResult};
 use crate::input::{Frame, InputError, frames};
 use serde::Serialize;
 use vmext_engine::documents::{ENVELOPE_SPLIT_BYTES, MEMBERS_PER_PIECE, envelope_pieces};
@@ -441,11 +441,11 @@ fn flush(
     sink: &mut Sink<'_>,
     summary: &mut Summary,
 ) -> io::Result<()> {
-    if batch.spans.is_empty() {
+    if batch.chunk.is_empty() {
         return Ok(());
     }
-    let results = evaluator.evaluate_batch(&batch.documents(), explain);
-    for ((line, _, _), result) in batch.spans.iter().zip(results) {
+    let results = evaluator.evaluate_batch(&batch.chunk, explain);
+    for (line, result) in batch.lines.iter().zip(results) {
         sink.write(*line, result, summary)?;
     }
     batch.clear();
@@ -455,9 +455,9 @@ fn flush(
 /// Documents waiting to be evaluated together: copies in one buffer, with their lines.
 #[derive(Default)]
 struct Batch {
-    bytes: Vec<u8>,
-    /// (line, start, end) of each document in `bytes`.
-    spans: Vec<(u64, usize, usize)>,
+    chunk: Chunk,
+    /// The line each document of the chunk starts on.
+    lines: Vec<u64>,
 }
 
 impl Batch {
@@ -467,25 +467,17 @@ impl Batch {
     const MAX_BYTES: usize = 1 << 20;
 
     fn push(&mut self, line: u64, doc: &[u8]) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(doc);
-        self.spans.push((line, start, self.bytes.len()));
+        self.chunk.push(doc);
+        self.lines.push(line);
     }
 
     fn is_full(&self) -> bool {
-        self.spans.len() >= Self::MAX_DOCUMENTS || self.bytes.len() >= Self::MAX_BYTES
-    }
-
-    fn documents(&self) -> Vec<&[u8]> {
-        self.spans
-            .iter()
-            .map(|(_, start, end)| self.bytes.get(*start..*end).unwrap_or_default())
-            .collect()
+        self.chunk.len() >= Self::MAX_DOCUMENTS || self.chunk.bytes().len() >= Self::MAX_BYTES
     }
 
     fn clear(&mut self) {
-        self.bytes.clear();
-        self.spans.clear();
+        self.chunk.clear();
+        self.lines.clear();
     }
 }
 
