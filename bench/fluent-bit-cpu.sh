@@ -7,6 +7,7 @@
 #
 #   bench/fluent-bit-cpu.sh            RECORDS=200000 ROUNDS=3 AOT=1 by default
 #   AOT=0 bench/fluent-bit-cpu.sh      without the AOT rows (no wamrc needed)
+#   BASELINE=old.wasm bench/fluent-bit-cpu.sh   adds rows for an earlier build of the module
 #
 # The binary is $FLUENT_BIT, else fluent-bit on PATH, else ../shared/bin/fluent-bit. Each figure
 # is the median over ROUNDS runs of the process's user + system CPU time (GNU time) divided by
@@ -100,6 +101,11 @@ add "lua (string.find on the operation name)" \
 for f in vmext_alerts vmext_annotate vmext_alerts_hardened vmext_annotate_hardened; do
     add "wasm, \`$f\`" "$(wasm "$MODULE" "$f")"
 done
+if [[ -n ${BASELINE:-} ]]; then # an earlier build of the module, to compare in one sitting
+    for f in vmext_alerts vmext_annotate; do
+        add "baseline (\`$(basename "$BASELINE")\`), \`$f\`" "$(wasm "$(realpath "$BASELINE")" "$f")"
+    done
+fi
 if [[ $AOT == 1 ]]; then
     for f in vmext_alerts vmext_annotate; do
         add "AOT (\`$(basename "$AOT_MODULE")\`), \`$f\`" "$(wasm "$AOT_MODULE" "$f")"

@@ -1061,3 +1061,66 @@ fn run_until_stopped(host: &Host, dir: &Path, config: &str, done: impl Fn() -> b
     assert_eq!(status.code(), Some(0), "{stderr}");
     stderr
 }
+
+/// Fluent Bit's own JSON encoding of a record is not always JSON: `msgpack2json` (in
+/// `src/flb_pack.c`) writes a NaN or infinite number as `nan` or `inf`. A Lua filter before
+/// the module makes such records; annotate mode must still give back one valid object per
+/// record. The module's validating scan is what keeps them: a filter that returns the record
+/// as it came (the pass-through of the test-hooks build) loses every one, as Fluent Bit cannot
+/// read its own text back.
+#[test]
+fn records_that_fluent_bit_encodes_as_invalid_json_are_kept() {
+    let Some(host) = host() else { return };
+    let work = TempDir::new("fb-nan");
+    let dir = work.path();
+    let lines = [
+        r#"{"operationName":"MICROSOFT.WEB/SITES/WRITE","n":1}"#,
+        r#"{"operationName":"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE","n":2}"#,
+        r#"{"azure":{"activitylogs":{"operation_name":"X"}},"n":3}"#,
+    ];
+    std::fs::write(dir.join("input.ndjson"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        dir.join("numbers.lua"),
+        "function odd_numbers(tag, ts, record)\n  record[\"ratio\"] = 0/0\n  \
+         record[\"limit\"] = math.huge\n  return 1, ts, record\nend\n",
+    )
+    .unwrap();
+    let hooks = build_artefact(Artefact::FluentBitWithTestHooks);
+    let config = |module: &Path, function: &str| {
+        format!(
+            "service:\n  flush: 0.2\n  log_level: info\nparsers:\n  - name: json\n    format: \
+             json\npipeline:\n  inputs:\n    - name: tail\n      path: input.ndjson\n      \
+             parser: json\n      read_from_head: true\n      exit_on_eof: true\n      tag: t\n  \
+             filters:\n    - name: lua\n      match: t\n      script: numbers.lua\n      call: \
+             odd_numbers\n    - name: wasm\n      match: t\n      wasm_path: {}\n      \
+             function_name: {function}\n      event_format: json\n      wasm_stack_size: 1M\n  \
+             outputs:\n    - name: stdout\n      match: t\n      format: json_lines\n      \
+             json_date_key: false\n",
+            module.display()
+        )
+    };
+
+    let kept = host.run(dir, &config(&host.module, Mode::Annotate.function_name()));
+    assert_eq!(kept.code, Some(0), "stderr:\n{}", kept.stderr);
+    let records = stdout_records(&kept);
+    assert_eq!(records.len(), lines.len(), "stderr:\n{}", kept.stderr);
+    for (record, n) in records.iter().zip(1..) {
+        let value = vmext_json::parse(record.as_bytes()).unwrap();
+        let invalid = value
+            .get("vmext_invalid_record")
+            .unwrap_or_else(|| panic!("not marked invalid: {record}"));
+        let text = invalid.get("record").and_then(|r| r.as_str()).unwrap();
+        // What Fluent Bit handed over: its record, with the numbers spelled as C prints them.
+        assert!(text.contains(&format!("\"n\":{n}")), "{text}");
+        assert!(text.contains("nan") && text.contains("inf"), "{text}");
+    }
+
+    let lost = host.run(dir, &config(&hooks, "vmext_test_pass_through"));
+    assert_eq!(lost.code, Some(0), "stderr:\n{}", lost.stderr);
+    assert_eq!(stdout_records(&lost), Vec::<String>::new());
+    assert!(
+        lost.stderr.contains("invalid JSON format"),
+        "{}",
+        lost.stderr
+    );
+}
