@@ -31,6 +31,11 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Moves past string content that needs no attention ([`skip_plain_words`]).
+    pub(crate) fn skip_plain_string(&mut self) {
+        self.pos = skip_plain_words(self.bytes, self.pos);
+    }
+
     /// `true`, `false` or `null`.
     pub(crate) fn keyword(&mut self, word: &[u8]) -> Result<(), Error> {
         if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
@@ -93,6 +98,40 @@ impl<'a> Cursor<'a> {
             }),
         }
     }
+}
+
+/// The high bit of each byte of `chunk` (eight bytes) that is `"`, `\`, a control character
+/// or above 0x7F, and possibly of bytes after such a byte (borrows run upwards, so the lowest
+/// flag is exact); zero when none is.
+#[inline(always)]
+fn special_bytes(chunk: &[u8]) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(chunk);
+    let v = u64::from_le_bytes(word);
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    (zero(v ^ (ONES * u64::from(b'"')))
+        | zero(v ^ (ONES * u64::from(b'\\')))
+        | v.wrapping_sub(ONES * 0x20)
+        | v)
+        & HIGHS
+}
+
+/// From `i`, inside a string, the position of the first byte that may need attention (`"`,
+/// `\`, a control character or a byte above 0x7F), eight bytes per step while eight remain;
+/// the last few bytes of the input it leaves to the caller, which looks at one byte at a time
+/// anyway.
+#[inline(always)]
+pub(crate) fn skip_plain_words(b: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = b.get(i..i + 8) {
+        let special = special_bytes(chunk);
+        if special != 0 {
+            return i + (special.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i
 }
 
 /// A malformed backslash escape: what is wrong and where, counted from the byte after the

@@ -3,7 +3,6 @@
 use std::borrow::Cow;
 
 use crate::lex::Cursor;
-use crate::validate::plain_string_bytes;
 use crate::value::{Number, Value};
 
 /// Bounds on what the parser accepts.
@@ -238,18 +237,13 @@ impl<'a> Parser<'a> {
         Ok(key)
     }
 
-    /// Moves past string content that needs no attention, eight bytes per step where it can.
-    fn skip_plain(&mut self) {
-        self.at.pos += plain_string_bytes(self.at.bytes.get(self.at.pos..).unwrap_or_default());
-    }
-
     /// A string starting at the opening quote; borrows when it has no escapes.
     fn string(&mut self) -> Result<Cow<'a, str>, Error> {
         self.at.pos += 1; // opening quote
         let start = self.at.pos;
         // Fast path: find the end without escapes.
         loop {
-            self.skip_plain();
+            self.at.skip_plain_string();
             match self.at.peek() {
                 None => return self.at.err(ErrorKind::UnexpectedEnd),
                 Some(b'"') => {
@@ -267,7 +261,7 @@ impl<'a> Parser<'a> {
             // Copy the run of plain characters up to the next quote or backslash.
             let run_start = self.at.pos;
             loop {
-                self.skip_plain();
+                self.at.skip_plain_string();
                 match self.at.peek() {
                     None | Some(b'"' | b'\\') => break,
                     Some(0..=0x1f) => return self.at.err(ErrorKind::ControlCharacter),

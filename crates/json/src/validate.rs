@@ -22,7 +22,7 @@
 //! (deserialising into `IgnoredAny`) checks its own grammar and reports lines and columns, and
 //! the SIMD validators have no SIMD to use there.
 
-use crate::lex::Cursor;
+use crate::lex::{Cursor, skip_plain_words};
 use crate::parse::{Error, ErrorKind, Limits};
 
 /// Nesting this validator can track without allocating: the default [`Limits::max_depth`].
@@ -212,15 +212,7 @@ fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
 #[inline(always)]
 fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        // Eight bytes per step while eight remain, then one by one.
-        while let Some(chunk) = b.get(i..i + 8) {
-            let special = special_bytes(chunk);
-            if special != 0 {
-                i += (special.trailing_zeros() / 8) as usize;
-                break;
-            }
-            i += 8;
-        }
+        i = skip_plain_words(b, i);
         let c = *b.get(i)?;
         match c {
             b'"' => return Some(i + 1),
@@ -231,48 +223,10 @@ fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
             }
             0x80.. => i += utf8_len(b, i)?,
             0..=0x1f => return None,
-            // Content after the last whole step of eight.
+            // Content among the last few bytes, which the word steps leave.
             _ => i += 1,
         }
     }
-}
-
-/// The high bit of each byte of `chunk` (eight bytes) that is `"`, `\\`, a control character
-/// or above 0x7F, and possibly of bytes after such a byte (borrows run upwards, so the lowest
-/// flag is exact); zero when none is.
-#[inline(always)]
-fn special_bytes(chunk: &[u8]) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut word = [0u8; 8];
-    word.copy_from_slice(chunk);
-    let v = u64::from_le_bytes(word);
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
-    (zero(v ^ (ONES * u64::from(b'"')))
-        | zero(v ^ (ONES * u64::from(b'\\')))
-        | v.wrapping_sub(ONES * 0x20)
-        | v)
-        & HIGHS
-}
-
-/// How many leading bytes of `rest` are string content that needs no attention: not `"`,
-/// `\\`, a control character or a byte above 0x7F.
-pub(crate) fn plain_string_bytes(rest: &[u8]) -> usize {
-    let mut n = 0;
-    while let Some(chunk) = rest.get(n..n + 8) {
-        let special = special_bytes(chunk);
-        if special != 0 {
-            return n + (special.trailing_zeros() / 8) as usize;
-        }
-        n += 8;
-    }
-    while let Some(&c) = rest.get(n) {
-        if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
-            break;
-        }
-        n += 1;
-    }
-    n
 }
 
 /// The length of the well-formed UTF-8 sequence at `i`, whose first byte is above 0x7F, or
@@ -408,7 +362,7 @@ impl Validator<'_> {
     fn string(&mut self) -> Result<(), Error> {
         self.at.pos += 1;
         loop {
-            self.at.pos += plain_string_bytes(self.at.bytes.get(self.at.pos..).unwrap_or_default());
+            self.at.skip_plain_string();
             match self.at.peek() {
                 None => return self.at.err(ErrorKind::UnexpectedEnd),
                 Some(b'"') => {
