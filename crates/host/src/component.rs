@@ -411,39 +411,34 @@ impl Evaluator for ComponentEvaluator {
     fn evaluate_batch(&mut self, chunk: &Chunk, explain: bool) -> Vec<DocumentResult> {
         // The guest reads 32-bit offsets; a chunk too large for them goes one by one (and
         // fails document by document on the memory cap long before that).
-        let ends: Option<Vec<u32>> = chunk
+        let Some(ends) = chunk
             .ends()
             .iter()
             .map(|e| u32::try_from(*e).ok())
-            .collect();
-        let result = match &ends {
-            Some(ends) => {
-                let live = &mut self.live;
-                live.arm(&self.limits);
-                live.bindings
-                    .vmext_detect_detector()
-                    .detector()
-                    .call_evaluate_chunk(
-                        &mut live.store,
-                        live.detector,
-                        chunk.bytes(),
-                        ends,
-                        explain,
-                    )
-            }
-            None => Ok(Vec::new()),
+            .collect::<Option<Vec<u32>>>()
+        else {
+            return self.one_by_one(chunk, explain);
         };
+        let live = &mut self.live;
+        live.arm(&self.limits);
+        let result = live
+            .bindings
+            .vmext_detect_detector()
+            .detector()
+            .call_evaluate_chunk(
+                &mut live.store,
+                live.detector,
+                chunk.bytes(),
+                &ends,
+                explain,
+            );
         match result {
             Ok(list) if list.len() == chunk.len() => list.into_iter().map(convert).collect(),
+            Ok(_) => self.one_by_one(chunk, explain),
             // One document stopped the chunk: retry one by one so that only it fails.
-            failed => {
-                if failed.is_err() {
-                    self.recover();
-                }
-                chunk
-                    .documents()
-                    .map(|d| self.evaluate(d, explain))
-                    .collect()
+            Err(_) => {
+                self.recover();
+                self.one_by_one(chunk, explain)
             }
         }
     }
@@ -506,6 +501,14 @@ impl Evaluator for ComponentEvaluator {
 }
 
 impl ComponentEvaluator {
+    /// The documents of a chunk, one call each.
+    fn one_by_one(&mut self, chunk: &Chunk, explain: bool) -> Vec<DocumentResult> {
+        chunk
+            .documents()
+            .map(|d| self.evaluate(d, explain))
+            .collect()
+    }
+
     /// One call per piece of an envelope; if a member traps, the piece is retried one member
     /// at a time so that only that member fails.
     fn members_once(
