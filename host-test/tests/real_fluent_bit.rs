@@ -69,29 +69,8 @@ impl Host {
     /// A YAML configuration: `tail` over `input` from its first line to its end, the filter if
     /// any, and each record on stdout as one JSON line.
     fn config(&self, input: &Path, filter: Option<Filter<'_>>) -> String {
-        let mut yaml = format!(
-            "service:\n  flush: 0.2\n  log_level: info\nparsers:\n  - name: json\n    format: json\n\
-             pipeline:\n  inputs:\n    - name: tail\n      path: {}\n      parser: json\n      \
-             read_from_head: true\n      exit_on_eof: true\n      buffer_chunk_size: 1M\n      \
-             buffer_max_size: 32M\n      tag: t\n",
-            input.display()
-        );
-        if let Some(f) = filter {
-            yaml.push_str(&format!(
-                "  filters:\n    - name: wasm\n      match: t\n      wasm_path: {}\n      \
-                 function_name: {}\n      event_format: json\n      wasm_stack_size: 1M\n",
-                self.module.display(),
-                f.function
-            ));
-            if let Some(paths) = f.accessible_paths {
-                yaml.push_str(&format!("      accessible_paths: {paths}\n"));
-            }
-        }
-        yaml.push_str(
-            "  outputs:\n    - name: stdout\n      match: t\n      format: json_lines\n      \
-             json_date_key: false\n",
-        );
-        yaml
+        let filters = filter.map(|f| wasm_filter(&self.module, f));
+        pipeline(input, filters.as_deref())
     }
 
     /// Runs Fluent Bit on `config` (written to `dir`, which is also its working directory).
@@ -152,6 +131,41 @@ impl Host {
         assert!(out.next().is_none(), "one record per reply");
         result
     }
+}
+
+/// The YAML of a `wasm` filter (one list item under `filters:`) loading `module`.
+fn wasm_filter(module: &Path, f: Filter<'_>) -> String {
+    let mut yaml = format!(
+        "    - name: wasm\n      match: t\n      wasm_path: {}\n      function_name: {}\n      \
+         event_format: json\n      wasm_stack_size: 1M\n",
+        module.display(),
+        f.function
+    );
+    if let Some(paths) = f.accessible_paths {
+        yaml.push_str(&format!("      accessible_paths: {paths}\n"));
+    }
+    yaml
+}
+
+/// A YAML configuration: `tail` over `input` from its first line to its end, then `filters`
+/// (list items under `filters:`) if any, and each record on stdout as one JSON line.
+fn pipeline(input: &Path, filters: Option<&str>) -> String {
+    let mut yaml = format!(
+        "service:\n  flush: 0.2\n  log_level: info\nparsers:\n  - name: json\n    format: json\n\
+         pipeline:\n  inputs:\n    - name: tail\n      path: {}\n      parser: json\n      \
+         read_from_head: true\n      exit_on_eof: true\n      buffer_chunk_size: 1M\n      \
+         buffer_max_size: 32M\n      tag: t\n",
+        input.display()
+    );
+    if let Some(filters) = filters {
+        yaml.push_str("  filters:\n");
+        yaml.push_str(filters);
+    }
+    yaml.push_str(
+        "  outputs:\n    - name: stdout\n      match: t\n      format: json_lines\n      \
+         json_date_key: false\n",
+    );
+    yaml
 }
 
 /// Fluent Bit's stdout as lines, each checked to be one JSON object: no log line, no runtime
@@ -1087,17 +1101,16 @@ fn records_that_fluent_bit_encodes_as_invalid_json_are_kept() {
     .unwrap();
     let hooks = build_artefact(Artefact::FluentBitWithTestHooks);
     let config = |module: &Path, function: &str| {
-        format!(
-            "service:\n  flush: 0.2\n  log_level: info\nparsers:\n  - name: json\n    format: \
-             json\npipeline:\n  inputs:\n    - name: tail\n      path: input.ndjson\n      \
-             parser: json\n      read_from_head: true\n      exit_on_eof: true\n      tag: t\n  \
-             filters:\n    - name: lua\n      match: t\n      script: numbers.lua\n      call: \
-             odd_numbers\n    - name: wasm\n      match: t\n      wasm_path: {}\n      \
-             function_name: {function}\n      event_format: json\n      wasm_stack_size: 1M\n  \
-             outputs:\n    - name: stdout\n      match: t\n      format: json_lines\n      \
-             json_date_key: false\n",
-            module.display()
-        )
+        let lua =
+            "    - name: lua\n      match: t\n      script: numbers.lua\n      call: odd_numbers\n";
+        let wasm = wasm_filter(
+            module,
+            Filter {
+                function,
+                accessible_paths: None,
+            },
+        );
+        pipeline(&dir.join("input.ndjson"), Some(&format!("{lua}{wasm}")))
     };
 
     let kept = host.run(dir, &config(&host.module, Mode::Annotate.function_name()));
