@@ -62,6 +62,17 @@ pub enum Requirement {
     /// disjunction of folded needles, searched together in as few passes over the text as
     /// their shared rare bytes allow.
     AnyFolded(Box<FoldedSet>),
+    /// `then`, checked only on text that contains one of the guard's literals up to ASCII case.
+    /// The guard adds nothing `then` does not already require: it is the union of what every
+    /// alternative of a disjunction needs first, found in fewer passes over the text than the
+    /// alternatives take one after the other (see [`Requirement::derive`]). A record that holds
+    /// none of them, the common case, is rejected by the guard alone.
+    Guarded {
+        /// Holds on every text on which `then` holds.
+        guard: Box<FoldedSet>,
+        /// The requirement itself.
+        then: Box<Requirement>,
+    },
 }
 
 /// A literal in canonical JSON spelling, with its searcher built once.
@@ -309,6 +320,16 @@ impl FoldedSet {
     /// The needles, each matched up to ASCII case.
     pub fn needles(&self) -> &[Needle] {
         &self.needles
+    }
+
+    /// How many searches of a text [`FoldedSet::found_in`] makes when the text holds none of
+    /// the needles: its passes, or on wasm32 without SIMD one per needle.
+    fn pass_count(&self) -> usize {
+        if cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
+            self.needles.len()
+        } else {
+            self.pairs.len() + self.passes.len()
+        }
     }
 
     /// Whether `text` contains one of the needles up to ASCII case. On wasm32 without SIMD,
@@ -717,12 +738,80 @@ impl Horspool {
 impl Requirement {
     /// What a record of one shape must contain for `node` to hold on it.
     pub fn derive(node: &Node, presence: FieldPresence<'_>) -> Requirement {
-        derive(node, "", presence).simplify().with_lone_pairs()
+        derive(node, "", presence)
+            .simplify()
+            .with_guards()
+            .with_lone_pairs()
     }
 
     /// Combines the requirements of several shapes: a record may be any of them.
     pub fn any_shape(shapes: Vec<Requirement>) -> Requirement {
-        Requirement::AnyOf(shapes).simplify().with_lone_pairs()
+        let shapes = shapes.into_iter().map(Requirement::unguarded).collect();
+        Requirement::AnyOf(shapes)
+            .simplify()
+            .with_guards()
+            .with_lone_pairs()
+    }
+
+    /// The requirement without its guards (to be simplified again: a guard hides the
+    /// conjuncts behind it from factoring).
+    fn unguarded(self) -> Requirement {
+        match self {
+            Requirement::Guarded { then, .. } => then.unguarded(),
+            Requirement::All(items) => {
+                Requirement::All(items.into_iter().map(Requirement::unguarded).collect())
+            }
+            Requirement::AnyOf(items) => {
+                Requirement::AnyOf(items.into_iter().map(Requirement::unguarded).collect())
+            }
+            other => other,
+        }
+    }
+
+    /// Puts a [guard](Requirement::Guarded) before each disjunction whose alternatives each
+    /// need a folded literal first, when one set of all those literals takes fewer passes than
+    /// the alternatives' own sets one after the other.
+    ///
+    /// The hardened profile needs it: its extension writes are `(any of four operation names
+    /// and a handler)` or one of five Run Command operation names. A record that holds none
+    /// took the four names' pass (a slash eleven bytes after a slash) and then the five
+    /// names' two passes (eleven again, and twelve); one set of all nine takes two passes.
+    /// On wasm32 without SIMD a set is searched needle by needle, so a guard never pays there
+    /// and none is put.
+    fn with_guards(self) -> Requirement {
+        match self {
+            Requirement::All(items) => {
+                Requirement::All(items.into_iter().map(Requirement::with_guards).collect())
+            }
+            Requirement::AnyOf(items) => {
+                let items: Vec<Requirement> =
+                    items.into_iter().map(Requirement::with_guards).collect();
+                let firsts: Option<Vec<&Requirement>> = items.iter().map(first_folded).collect();
+                let Some(firsts) = firsts.filter(|f| f.len() > 1) else {
+                    return Requirement::AnyOf(items);
+                };
+                let passes: usize = firsts.iter().map(|r| folded_passes(r)).sum();
+                let needles: Vec<Needle> = firsts
+                    .iter()
+                    .flat_map(|r| match r {
+                        Requirement::Contains(n) => std::slice::from_ref(&**n),
+                        Requirement::AnyFolded(set) => set.needles.as_slice(),
+                        _ => &[],
+                    })
+                    .cloned()
+                    .collect();
+                let guard = FoldedSet::new(needles);
+                if guard.pass_count() < passes {
+                    Requirement::Guarded {
+                        guard: Box::new(guard),
+                        then: Box::new(Requirement::AnyOf(items)),
+                    }
+                } else {
+                    Requirement::AnyOf(items)
+                }
+            }
+            other => other,
+        }
     }
 
     /// The finished requirement, with a pair pass chosen for each folded needle that searches
@@ -733,6 +822,7 @@ impl Requirement {
             match r {
                 Requirement::Contains(needle) if needle.pair.is_none() => needle.choose_pair(),
                 Requirement::All(items) | Requirement::AnyOf(items) => stack.extend(items),
+                Requirement::Guarded { then, .. } => stack.push(then),
                 _ => {}
             }
         }
@@ -753,6 +843,9 @@ impl Requirement {
             Requirement::All(items) => items.iter().all(|r| r.admits_text(text)),
             Requirement::AnyOf(items) => items.iter().any(|r| r.admits_text(text)),
             Requirement::AnyFolded(set) => text.contains_any(set),
+            Requirement::Guarded { guard, then } => {
+                text.contains_any(guard) && then.admits_text(text)
+            }
         }
     }
 
@@ -786,6 +879,7 @@ impl Requirement {
                 .map(|n| n.canonical.len())
                 .min()
                 .unwrap_or(0),
+            Requirement::Guarded { then, .. } => then.weight(),
             Requirement::Anything | Requirement::Nothing => 0,
         }
     }
@@ -801,10 +895,34 @@ impl Requirement {
                 Requirement::All(items) | Requirement::AnyOf(items) => {
                     stack.extend(items.iter().rev())
                 }
+                // The guard's literals are those of the requirement behind it.
+                Requirement::Guarded { then, .. } => stack.push(then),
                 _ => {}
             }
         }
         out
+    }
+}
+
+/// The folded requirement an alternative checks first: itself if it is a folded literal or
+/// set, else the first such conjunct of a conjunction; `None` if it has none.
+fn first_folded(r: &Requirement) -> Option<&Requirement> {
+    match r {
+        Requirement::Contains(n) if n.folded => Some(r),
+        Requirement::AnyFolded(_) => Some(r),
+        Requirement::All(items) => items.iter().find(|i| {
+            matches!(i, Requirement::AnyFolded(_))
+                || matches!(i, Requirement::Contains(n) if n.folded)
+        }),
+        _ => None,
+    }
+}
+
+/// How many passes over a text a folded literal or set takes when it holds none of them.
+fn folded_passes(r: &Requirement) -> usize {
+    match r {
+        Requirement::AnyFolded(set) => set.pass_count(),
+        _ => 1,
     }
 }
 
@@ -1381,6 +1499,66 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A disjunction whose alternatives each need folded literals first gets one guard of all
+    /// of them when that takes fewer passes: the hardened profile's shape, four extension-write
+    /// names (with a handler) or five Run Command names, is two passes for a record that holds
+    /// none, not three. What it admits is what the unguarded requirement admits.
+    #[test]
+    fn a_guard_searches_the_alternatives_first_literals_together() {
+        let [ext @ .., _, _, _, _, _] = OPERATIONS;
+        let run = &OPERATIONS[4..];
+        let list = |names: &[&str]| {
+            let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+            quoted.join(" or ")
+        };
+        let query = format!(
+            "(op:({}) and handler:*CUSTOMSCRIPT*) or op:({})",
+            list(&ext),
+            list(run)
+        );
+        let node = crate::parse(&query).unwrap();
+        let folded = |_: &str| Presence::CaseInsensitive;
+        let guarded = Requirement::derive(&node, &folded);
+        if cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
+            // Sets are searched needle by needle there: a guard would only add searches.
+            assert!(!matches!(guarded, Requirement::Guarded { .. }));
+            return;
+        }
+        let Requirement::Guarded { guard, then } = &guarded else {
+            panic!("no guard: {guarded:?}");
+        };
+        assert_eq!(guard.needles().len(), 9);
+        assert_eq!(guard.pass_count(), 2);
+        let unguarded = (**then).clone();
+        assert!(matches!(unguarded, Requirement::AnyOf(_)));
+        let texts = [
+            r#"{"op":"microsoft.compute/virtualmachines/runcommand/action"}"#.to_owned(),
+            r#"{"op":"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE","h":"customscript"}"#
+                .to_owned(),
+            r#"{"op":"MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE","h":"other"}"#.to_owned(),
+            r#"{"op":"MICROSOFT.COMPUTE/VIRTUALMACHINES/WRITE","h":"customscript"}"#.to_owned(),
+            r#"{"op":"Microsoft.HybridCompute\/machines\/runCommands\/write"}"#.to_owned(),
+            r#"{"op":"Microsoft.HybridCompute\u002fmachines/runCommands/writ"}"#.to_owned(),
+        ];
+        let admitted: Vec<bool> = texts.iter().map(|t| guarded.admits(t.as_bytes())).collect();
+        assert_eq!(admitted, [true, true, false, false, true, false]);
+        for t in &texts {
+            assert_eq!(
+                guarded.admits(t.as_bytes()),
+                unguarded.admits(t.as_bytes()),
+                "{t}"
+            );
+        }
+        // Deriving per shape and combining puts the guard back once, not a guard in a guard.
+        let both = Requirement::any_shape(vec![guarded.clone(), guarded]);
+        let Requirement::Guarded { then, .. } = &both else {
+            panic!("no guard: {both:?}");
+        };
+        assert!(!format!("{then:?}").contains("Guarded"));
+        // The literals listed are the query's, each once.
+        assert_eq!(both.needles().len(), 10);
     }
 
     /// Deriving is near-linear in the query: 100,000 `or`-ed values (and 40,000 factorable

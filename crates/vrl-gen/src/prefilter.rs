@@ -74,6 +74,8 @@ fn expression(requirement: &Requirement, needs_lower: &mut bool) -> Option<Strin
             }
             join(parts, " || ")
         }
+        // A guard only makes the native search faster; VRL searches literal by literal.
+        Requirement::Guarded { then, .. } => expression(then, needs_lower),
         Requirement::AnyFolded(set) => {
             let mut parts = Vec::with_capacity(set.needles().len());
             for needle in set.needles() {
