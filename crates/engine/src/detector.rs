@@ -443,29 +443,27 @@ impl Detector {
         }
         let shape = shape_of(record);
         let raw_view;
-        let view: &Value<'_> = match shape {
+        let (view, (matched, family, explanation)): (&Value<'_>, _) = match shape {
             Shape::Ecs => {
                 infer_dataset(record);
-                record
+                let judged = self.judge(record, explain);
+                (record, judged)
             }
             Shape::AzureRaw => {
                 let mut view = ecs_view(record);
                 if is_activity_log_category(record) {
                     push_dataset(&mut view);
                 }
+                let judged = self.judge(&mut view, explain);
                 raw_view = view;
-                &raw_view
+                (&raw_view, judged)
             }
         };
-        let hardened_view = self.hardening.as_ref().map(|p| p.view(view));
-        let evaluated = hardened_view.as_ref().unwrap_or(view);
-        let matched = self.query.matches(evaluated);
         let verdict = if !matched {
             Verdict::NoMatch
         } else if let Some(suppression) = self.suppression(view) {
             Verdict::Suppressed(suppression)
         } else {
-            let family = self.extension_family(evaluated);
             let hardening = self.hardening.as_ref().map(|_| crate::alert::Hardening {
                 faithful_match: self.rule.query.matches(view),
             });
@@ -478,8 +476,27 @@ impl Detector {
             envelope_index: index,
             shape: Some(shape),
             verdict,
-            explanation: explain.then(|| self.query.explain(evaluated)),
+            explanation,
         }
+    }
+
+    /// Whether the query matches the record's view, the extension family it matched and, if
+    /// asked, the explanation: on the hardened profile's folded view, which is unfolded again
+    /// before this returns (exceptions, the faithful rule and the alert read the record's own
+    /// values).
+    fn judge(
+        &self,
+        view: &mut Value<'_>,
+        explain: bool,
+    ) -> (bool, Option<String>, Option<Explanation>) {
+        let folded = self.hardening.as_ref().map(|p| (p, p.fold(view)));
+        let matched = self.query.matches(view);
+        let family = matched.then(|| self.extension_family(view)).flatten();
+        let explanation = explain.then(|| self.query.explain(view));
+        if let Some((profile, folded)) = folded {
+            profile.unfold(view, folded);
+        }
+        (matched, family, explanation)
     }
 
     /// The exception item that suppresses an alert on this record, if any. Exceptions see the

@@ -197,15 +197,28 @@ impl Profile {
         self.query.fold_case(&self.case_insensitive_fields)
     }
 
-    /// The view the hardened query runs on: a copy of `view` with the case-insensitive fields'
-    /// string values upper-cased and the derived extension fields added.
-    pub(crate) fn view<'v>(&self, view: &Value<'v>) -> Value<'v> {
-        let mut out = view.clone();
-        for field in &self.case_insensitive_fields {
-            upper_case_at(&mut out, field);
-        }
+    /// Turns `view` into the view the hardened query runs on, in place: the case-insensitive
+    /// fields' string values upper-cased and the derived extension fields appended to its top
+    /// level. [`Profile::unfold`] puts it back as it was.
+    ///
+    /// In place rather than on a copy: the hardened profile parses every record that names one
+    /// of its operations, and a deep copy of each was about a tenth of its run time (BENCHMARKS.md,
+    /// "Hardened against faithful profile").
+    pub(crate) fn fold<'v>(&self, view: &mut Value<'v>) -> Folded<'v> {
         let (kind, publisher) = extension_from_request_body(view);
-        if let Value::Object(members) = &mut out {
+        let mut originals = Vec::new();
+        for field in &self.case_insensitive_fields {
+            strings_at(view, field, &mut |s| {
+                originals.push(if s.bytes().any(|b| b.is_ascii_lowercase()) {
+                    let upper = Cow::Owned(s.to_ascii_uppercase());
+                    Some(std::mem::replace(s, upper))
+                } else {
+                    None
+                });
+            });
+        }
+        let mut added = 0;
+        if let Value::Object(members) = view {
             for (field, value) in [
                 (EXTENSION_TYPE_FIELD, kind),
                 (EXTENSION_PUBLISHER_FIELD, publisher),
@@ -215,22 +228,50 @@ impl Profile {
                         value.make_ascii_uppercase();
                     }
                     members.push((Cow::Borrowed(field), Value::String(Cow::Owned(value))));
+                    added += 1;
                 }
             }
         }
-        out
+        Folded { originals, added }
+    }
+
+    /// Undoes [`Profile::fold`] on the view it folded: the derived members removed, each
+    /// upper-cased string given back its own text.
+    pub(crate) fn unfold<'v>(&self, view: &mut Value<'v>, folded: Folded<'v>) {
+        if let Value::Object(members) = view {
+            members.truncate(members.len().saturating_sub(folded.added));
+        }
+        // The structure is what `fold` walked (only string contents changed, and the members
+        // it appended are gone), so this walk meets the same leaves in the same order.
+        let mut originals = folded.originals.into_iter();
+        for field in &self.case_insensitive_fields {
+            strings_at(view, field, &mut |s| {
+                if let Some(Some(original)) = originals.next() {
+                    *s = original;
+                }
+            });
+        }
     }
 }
 
-/// Upper-cases (ASCII) every string leaf at a dotted path, through arrays and dotted keys.
-fn upper_case_at(doc: &mut Value<'_>, path: &str) {
-    let mut stack: Vec<(&mut Value<'_>, &str)> = vec![(doc, path)];
+/// What [`Profile::fold`] changed in a view, for [`Profile::unfold`].
+#[must_use = "a folded view must be unfolded before the record's own values are read"]
+pub(crate) struct Folded<'v> {
+    /// For each string leaf on a folded path, in the order the walk meets them: its own text,
+    /// if folding changed it.
+    originals: Vec<Option<Cow<'v, str>>>,
+    /// How many derived members were appended to the view's top level.
+    added: usize,
+}
+
+/// Calls `f` on every string leaf at a dotted path, through arrays and dotted keys, in an order
+/// fixed by the document's structure.
+fn strings_at<'v>(doc: &mut Value<'v>, path: &str, f: &mut dyn FnMut(&mut Cow<'v, str>)) {
+    let mut stack: Vec<(&mut Value<'v>, &str)> = vec![(doc, path)];
     while let Some((value, rest)) = stack.pop() {
         match value {
             Value::Array(items) => stack.extend(items.iter_mut().map(|item| (item, rest))),
-            Value::String(s) if rest.is_empty() && s.bytes().any(|b| b.is_ascii_lowercase()) => {
-                s.to_mut().make_ascii_uppercase();
-            }
+            Value::String(s) if rest.is_empty() => f(s),
             Value::Object(members) if !rest.is_empty() => {
                 for (key, child) in members.iter_mut() {
                     if key.is_empty() {
@@ -311,21 +352,56 @@ mod tests {
             br#"{"azure":{"resource":{"id":["/a/extensions/x"]},"activitylogs":{"operation_name":"m/w","properties":{"requestBody":"{\"properties\":{\"publisher\":\"Microsoft.Azure.Extensions\",\"type\":\"CustomScript\"}}"}}},"user":{"name":"alice"}}"#,
         )
         .unwrap();
-        let view = p.view(&doc);
-        let text = |f: &str| {
-            vmext_kql::eval::leaves_at(&view, f)
+        let mut view = doc.clone();
+        let folded = p.fold(&mut view);
+        let text = |view: &Value<'_>, f: &str| {
+            vmext_kql::eval::leaves_at(view, f)
                 .iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(text("azure.resource.id"), ["/A/EXTENSIONS/X"]);
-        assert_eq!(text("azure.activitylogs.operation_name"), ["M/W"]);
-        assert_eq!(text("user.name"), ["alice"]);
-        assert_eq!(text(EXTENSION_TYPE_FIELD), ["CUSTOMSCRIPT"]);
+        assert_eq!(text(&view, "azure.resource.id"), ["/A/EXTENSIONS/X"]);
+        assert_eq!(text(&view, "azure.activitylogs.operation_name"), ["M/W"]);
+        assert_eq!(text(&view, "user.name"), ["alice"]);
+        assert_eq!(text(&view, EXTENSION_TYPE_FIELD), ["CUSTOMSCRIPT"]);
         assert_eq!(
-            text(EXTENSION_PUBLISHER_FIELD),
+            text(&view, EXTENSION_PUBLISHER_FIELD),
             ["MICROSOFT.AZURE.EXTENSIONS"]
         );
+        p.unfold(&mut view, folded);
+        assert_eq!(view, doc);
+        assert!(text(&view, EXTENSION_TYPE_FIELD).is_empty());
+    }
+
+    /// Unfolding gives back the record exactly, whatever its structure: values in arrays, under
+    /// dotted keys and nested objects at once, already upper-case or not strings at all, a
+    /// field listed twice, and a record that spells the derived fields itself.
+    #[test]
+    fn unfolding_gives_back_the_record() {
+        let mut p = Profile::seed_hardened();
+        p.case_insensitive_fields
+            .push("azure.activitylogs.operation_name".to_owned());
+        let docs: [&[u8]; 5] = [
+            br#"{"azure":{"activitylogs":{"operation_name":["a/b",{"x":"y"},"C/D",7,["e"]]}},"azure.activitylogs.operation_name":"f","azure.resource":{"id":"/Sub/rg"}}"#,
+            br#"{"azure":{"resource":{"id":null}},"event":{"outcome":"success"},"event.outcome":["Failure","SUCCESS"]}"#,
+            br#"{"vmext.extension.type":"mine","azure.activitylogs.properties.requestBody":{"properties":{"type":"CustomScript","publisher":"p"}}}"#,
+            br#"{"":"x","azure":{"":{"id":"y"},"resource":{"id":"\u0041bc\n"}}}"#,
+            br#"[1,2]"#,
+        ];
+        for text in docs {
+            let doc = vmext_json::parse(text).unwrap();
+            let mut view = doc.clone();
+            let folded = p.fold(&mut view);
+            for field in &p.case_insensitive_fields {
+                for leaf in vmext_kql::eval::leaves_at(&view, field) {
+                    if let Some(s) = leaf.as_str() {
+                        assert!(!s.bytes().any(|b| b.is_ascii_lowercase()), "{field}: {s}");
+                    }
+                }
+            }
+            p.unfold(&mut view, folded);
+            assert_eq!(view, doc, "{}", String::from_utf8_lossy(text));
+        }
     }
 
     #[test]
