@@ -483,6 +483,12 @@ const MAX_PAIR_SET: usize = 64;
 struct PairPass {
     search: PairSearch,
     members: Vec<(usize, usize)>,
+    /// The bytes, in both ASCII cases, that follow the pair's first byte in some member: a
+    /// hit followed by another byte is passed over without comparing any window. Records
+    /// hold look-alike pairs (a raw Azure record's claim URIs, `…/ws/2005/05/identity/…`,
+    /// hold a slash eleven and a slash twelve bytes after another, twice each), and one
+    /// byte tells most of them apart.
+    follows: Box<[bool; 256]>,
 }
 
 impl PairPass {
@@ -511,6 +517,7 @@ impl PairPass {
             .max_by_key(|&(count, (first, second, distance))| (count, distance, first, second))?;
         let search = PairSearch::new(first, second, distance)?;
         let mut members = Vec::new();
+        let mut follows = Box::new([false; 256]);
         left.retain(|&i| {
             let at = caseless_pairs(canonical(i))
                 .filter(|&(a, b, d, _)| (a, b, d) == (first, second, distance))
@@ -519,16 +526,43 @@ impl PairPass {
             match at {
                 Some(at) => {
                     members.push((i, at));
+                    // The pair's second byte is after the first, so the needle has this byte.
+                    if let Some(&next) = canonical(i).get(at + 1) {
+                        for b in [next, next.to_ascii_lowercase()] {
+                            if let Some(slot) = follows.get_mut(usize::from(b)) {
+                                *slot = true;
+                            }
+                        }
+                    }
                     false
                 }
                 None => true,
             }
         });
-        Some(PairPass { search, members })
+        Some(PairPass {
+            search,
+            members,
+            follows,
+        })
     }
 
     fn found_in(&self, needles: &[Needle], text: &[u8]) -> bool {
-        members_found(needles, &self.members, text, |rest| self.search.find(rest))
+        members_found(needles, &self.members, text, |rest| {
+            let mut from = 0;
+            loop {
+                let at = from + self.search.find(rest.get(from..)?)?;
+                let next = rest.get(at + 1).copied().unwrap_or_default();
+                if self
+                    .follows
+                    .get(usize::from(next))
+                    .copied()
+                    .unwrap_or(false)
+                {
+                    return Some(at);
+                }
+                from = at + 1;
+            }
+        })
     }
 }
 
