@@ -146,10 +146,29 @@ pub(crate) fn borrowed<'v>(v: &'v Value<'_>) -> Value<'v> {
 }
 
 /// Sets `path` (dotted) in an object, creating intermediate objects. An existing leaf at the
-/// path is replaced.
+/// path is replaced. New keys borrow their text from `path` (the mapping's and the rule's
+/// paths, a record's own keys), so building a view allocates no key.
 pub(crate) fn set_path<'a>(
     members: &mut Vec<(Cow<'a, str>, Value<'a>)>,
+    path: &'a str,
+    value: Value<'a>,
+) {
+    set_path_with(members, path, Cow::Borrowed, value);
+}
+
+/// [`set_path`] for a path made for the occasion: new keys own a copy of their text.
+fn set_formatted_path<'a>(
+    members: &mut Vec<(Cow<'a, str>, Value<'a>)>,
     path: &str,
+    value: Value<'a>,
+) {
+    set_path_with(members, path, |s| Cow::Owned(s.to_owned()), value);
+}
+
+fn set_path_with<'a, 'p>(
+    members: &mut Vec<(Cow<'a, str>, Value<'a>)>,
+    path: &'p str,
+    key: impl Fn(&'p str) -> Cow<'a, str>,
     value: Value<'a>,
 ) {
     let mut current = members;
@@ -159,7 +178,7 @@ pub(crate) fn set_path<'a>(
         let index = match current.iter().position(|(k, _)| k == segment) {
             Some(i) => i,
             None => {
-                current.push((Cow::Owned(segment.to_owned()), Value::Object(Vec::new())));
+                current.push((key(segment), Value::Object(Vec::new())));
                 current.len() - 1
             }
         };
@@ -359,14 +378,14 @@ fn identity<'v>(identity: &'v Value<'_>, activity: &mut Vec<(Cow<'v, str>, Value
                                 .iter()
                                 .find(|(from, _)| from == ek)
                                 .map_or(ek.as_ref(), |(_, to)| to);
-                            set_path(
+                            set_formatted_path(
                                 activity,
                                 &format!("identity.authorization.evidence.{name}"),
                                 borrowed(ev),
                             );
                         }
                     } else {
-                        set_path(
+                        set_formatted_path(
                             activity,
                             &format!("identity.authorization.{k}"),
                             borrowed(v),
@@ -387,7 +406,7 @@ fn identity<'v>(identity: &'v Value<'_>, activity: &mut Vec<(Cow<'v, str>, Value
                         .filter(|p| USER_CLAIMS.contains(p))
                     {
                         by_user |= part == "name";
-                        set_path(
+                        set_formatted_path(
                             activity,
                             &format!("identity.claims_initiated_by_user.{part}"),
                             borrowed(cv),
@@ -414,7 +433,7 @@ fn identity<'v>(identity: &'v Value<'_>, activity: &mut Vec<(Cow<'v, str>, Value
                     );
                 }
             }
-            other => set_path(activity, &format!("identity.{other}"), borrowed(value)),
+            other => set_formatted_path(activity, &format!("identity.{other}"), borrowed(value)),
         }
     }
 }
