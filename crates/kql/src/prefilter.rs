@@ -264,6 +264,9 @@ pub struct FoldedSet {
     needles: Vec<Needle>,
     pairs: Vec<PairPass>,
     passes: Vec<AnchorPass>,
+    /// The set's search on wasm32 without SIMD (see [`FoldedSet::found_in`]). Built on every
+    /// target, so that native tests check it.
+    factors: Box<FactorSearch>,
 }
 
 /// One pass of a [`FoldedSet`]: an upper-cased anchor byte, and the needles anchored on it
@@ -305,10 +308,12 @@ impl FoldedSet {
             pairs.push(pass);
         }
         let passes = anchor_passes(&needles, left);
+        let factors = Box::new(FactorSearch::new(&needles));
         FoldedSet {
             needles,
             pairs,
             passes,
+            factors,
         }
     }
 
@@ -323,23 +328,24 @@ impl FoldedSet {
     }
 
     /// How many searches of a text [`FoldedSet::found_in`] makes when the text holds none of
-    /// the needles: its passes, or on wasm32 without SIMD one per needle.
+    /// the needles: its passes, or on wasm32 without SIMD one.
     fn pass_count(&self) -> usize {
         if cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
-            self.needles.len()
+            1
         } else {
             self.pairs.len() + self.passes.len()
         }
     }
 
     /// Whether `text` contains one of the needles up to ASCII case. On wasm32 without SIMD,
-    /// where memchr has no vector search, each needle's own skipping search: there the pair
-    /// passes' portable search (memchr for the first byte, a word at a time) executed more
-    /// WebAssembly instructions than nine Horspool searches, about 33,000 against 27,000 per
-    /// rejected 1 KB ECS record for `vmext_alerts_hardened` (the fuel count in BENCHMARKS.md).
+    /// where memchr has no vector search, one skipping pass for the whole set
+    /// ([`FactorSearch`]): there the pair passes' portable search (memchr for the first byte,
+    /// a word at a time) executed more WebAssembly instructions than nine Horspool searches,
+    /// about 33,000 against 27,000 per rejected 1 KB ECS record for `vmext_alerts_hardened`,
+    /// and the factor search fewer than either (the fuel count in BENCHMARKS.md).
     fn found_in(&self, text: &[u8]) -> bool {
         if cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
-            return self.needles.iter().any(|n| n.found_in(text));
+            return self.factors.found_in(&self.needles, text);
         }
         self.pairs
             .iter()
@@ -699,6 +705,106 @@ impl VectorPair {
     }
 }
 
+/// A skipping search for a set of folded needles at once, in one pass: backward nondeterministic
+/// DAWG matching (BNDM, Navarro and Raffinot), bit-parallel, with the tables of all the needles'
+/// last `width` bytes or-ed together, and both ASCII cases of each letter given its bits.
+///
+/// A window of `width` bytes is read backwards while what was read is, up to case, a factor of
+/// one of the needles' tails; in activity-log text that stops after two or three bytes, and the
+/// window moves by nearly its width. Or-ing the tables only adds factors, so no occurrence is
+/// skipped; a window that reads to its start is checked against each needle in full.
+///
+/// Written for the Fluent Bit module, where WAMR interprets every instruction and memchr has no
+/// vector search: Horspool's shifts on a folded needle are short (the record's letters, in
+/// either case, are mostly in an operation name), so nine Horspool searches took about 19,000
+/// instructions on a rejected 1 KB record. No crate offers a folded multi-needle BNDM.
+#[derive(Debug, Clone)]
+struct FactorSearch {
+    /// For each byte, bit `width - 1 - i` is set if some needle's tail has it (in some ASCII
+    /// case) at offset `i`.
+    masks: Box<[u64; 256]>,
+    /// The tail length: the shortest needle's, at most 64 (the bits of a mask).
+    width: usize,
+}
+
+impl FactorSearch {
+    fn new(needles: &[Needle]) -> FactorSearch {
+        let width = needles
+            .iter()
+            .map(|n| n.canonical.len())
+            .min()
+            .unwrap_or(0)
+            .min(64);
+        let mut masks = Box::new([0u64; 256]);
+        for needle in needles {
+            let tail = needle
+                .canonical
+                .get(needle.canonical.len() - width..)
+                .unwrap_or_default();
+            for (i, &b) in tail.iter().enumerate() {
+                let bit = 1u64 << (width - 1 - i);
+                for c in [b, b.to_ascii_lowercase()] {
+                    if let Some(mask) = masks.get_mut(usize::from(c)) {
+                        *mask |= bit;
+                    }
+                }
+            }
+        }
+        FactorSearch { masks, width }
+    }
+
+    /// Whether `text` contains one of `needles` (those the search was built from) up to ASCII
+    /// case.
+    fn found_in(&self, needles: &[Needle], text: &[u8]) -> bool {
+        let width = self.width;
+        if width == 0 {
+            return true;
+        }
+        let top = 1u64 << (width - 1);
+        let full = if width == 64 {
+            u64::MAX
+        } else {
+            (1u64 << width) - 1
+        };
+        // `end` is the end of the window: a needle's tail that ends there ends at `end`.
+        let mut end = width;
+        while end <= text.len() {
+            let mut state = full;
+            let mut read = 0;
+            let mut shift = width;
+            while let Some(&b) = end.checked_sub(read + 1).and_then(|i| text.get(i)) {
+                state &= self.masks.get(usize::from(b)).copied().unwrap_or(0);
+                read += 1;
+                if state == 0 {
+                    break;
+                }
+                if state & top != 0 {
+                    if read < width {
+                        // What was read is the start of some tail: a window that begins
+                        // there may hold it.
+                        shift = width - read;
+                    } else {
+                        if needles.iter().any(|n| ends_at(&n.canonical, text, end)) {
+                            return true;
+                        }
+                        break;
+                    }
+                }
+                state = (state << 1) & full;
+            }
+            end += shift;
+        }
+        false
+    }
+}
+
+/// Whether the upper-cased `needle` occurs in `text` up to ASCII case, ending at `end`.
+fn ends_at(needle: &[u8], text: &[u8], end: usize) -> bool {
+    end.checked_sub(needle.len())
+        .and_then(|start| text.get(start..end))
+        .is_some_and(|window| window.eq_ignore_ascii_case(needle))
+}
+
 /// Boyer–Moore–Horspool: the bad-character shift table of a needle.
 #[derive(Debug, Clone)]
 struct Horspool {
@@ -809,9 +915,9 @@ impl Requirement {
     /// The hardened profile needs it: its extension writes are `(any of four operation names
     /// and a handler)` or one of five Run Command operation names. A record that holds none
     /// took the four names' pass (a slash eleven bytes after a slash) and then the five
-    /// names' two passes (eleven again, and twelve); one set of all nine takes two passes.
-    /// On wasm32 without SIMD a set is searched needle by needle, so a guard never pays there
-    /// and none is put.
+    /// names' two passes (eleven again, and twelve); one set of all nine takes two passes. On
+    /// wasm32 without SIMD, where a set is one [`FactorSearch`], the guard is one search where
+    /// the alternatives took two.
     fn with_guards(self) -> Requirement {
         match self {
             Requirement::All(items) => {
@@ -1372,7 +1478,8 @@ mod tests {
             let count = 1 + pick(6);
             let literals: Vec<String> = (0..count)
                 .map(|_| {
-                    let len = 1 + pick(30);
+                    // Now and then longer than a factor search's 64-byte tail.
+                    let len = 1 + if pick(8) == 0 { pick(90) } else { pick(30) };
                     (0..len)
                         .map(|_| char::from(alphabet[pick(alphabet.len() as u64)]))
                         .collect()
@@ -1409,6 +1516,11 @@ mod tests {
             }
             let expected = refs.iter().any(|l| brute(l, &text));
             assert_eq!(set.found_in(&text), expected, "{refs:?} in {shown:?}");
+            assert_eq!(
+                set.factors.found_in(&set.needles, &text),
+                expected,
+                "factor search: {refs:?} in {shown:?}"
+            );
         }
     }
 
@@ -1555,16 +1667,13 @@ mod tests {
         let node = crate::parse(&query).unwrap();
         let folded = |_: &str| Presence::CaseInsensitive;
         let guarded = Requirement::derive(&node, &folded);
-        if cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
-            // Sets are searched needle by needle there: a guard would only add searches.
-            assert!(!matches!(guarded, Requirement::Guarded { .. }));
-            return;
-        }
         let Requirement::Guarded { guard, then } = &guarded else {
             panic!("no guard: {guarded:?}");
         };
         assert_eq!(guard.needles().len(), 9);
-        assert_eq!(guard.pass_count(), 2);
+        if !cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
+            assert_eq!(guard.pass_count(), 2);
+        }
         let unguarded = (**then).clone();
         assert!(matches!(unguarded, Requirement::AnyOf(_)));
         let texts = [
