@@ -102,7 +102,7 @@ for f in vmext_alerts vmext_annotate vmext_alerts_hardened vmext_annotate_harden
     add "wasm, \`$f\`" "$(wasm "$MODULE" "$f")"
 done
 if [[ -n ${BASELINE:-} ]]; then # an earlier build of the module, to compare in one sitting
-    for f in vmext_alerts vmext_annotate; do
+    for f in vmext_alerts vmext_annotate vmext_alerts_hardened vmext_annotate_hardened; do
         add "baseline (\`$(basename "$BASELINE")\`), \`$f\`" "$(wasm "$(realpath "$BASELINE")" "$f")"
     done
 fi
