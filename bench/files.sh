@@ -16,21 +16,14 @@ cd "$(dirname "$0")/.."
 FILES=${FILES:-48}
 RECORDS=${RECORDS:-10000}
 ROUNDS=${ROUNDS:-5}
-OUT=target/bench/files
-DIR=$OUT/hourly
 say() { printf '==> %s\n' "$*" >&2; }
 
 command -v rg > /dev/null || { apt-get update -qq && apt-get install -y -qq ripgrep; } >&2
 cargo build --profile dist --quiet -p vmext-detect
-cargo build --release --quiet -p host-test
 DETECT=target/dist/vmext-detect
-mkdir -p "$DIR"
-for ((i = 0; i < FILES; i++)); do
-    file=$(printf '%s/PT1H-%02d.json' "$DIR" "$i")
-    shape=$([[ $((i % 2)) == 0 ]] && echo ecs || echo raw)
-    [[ -s $file ]] || target/release/host-test generate --records "$RECORDS" --shape "$shape" \
-        --seed $((i + 1)) > "$file"
-done
+. bench/hourly.sh
+hourly_files "$FILES" "$RECORDS"
+DIR=$HOURLY_DIR
 bytes=$(cat "$DIR"/* | wc -c)
 say "$FILES files, $((bytes / 1000000)) MB"
 

@@ -16,20 +16,12 @@ cd "$(dirname "$0")/.."
 FILES=${FILES:-48}
 RECORDS=${RECORDS:-10000}
 ROUNDS=${ROUNDS:-5}
-DIR=target/bench/files/hourly
 say() { printf '==> %s\n' "$*" >&2; }
 
 cargo build --profile dist --quiet -p vmext-detect
-cargo build --release --quiet -p host-test
-mkdir -p "$DIR"
-for ((i = 0; i < FILES; i++)); do
-    file=$(printf '%s/PT1H-%02d.json' "$DIR" "$i")
-    shape=$([[ $((i % 2)) == 0 ]] && echo ecs || echo raw)
-    [[ -s $file ]] || target/release/host-test generate --records "$RECORDS" --shape "$shape" \
-        --seed $((i + 1)) > "$file"
-done
-files=()
-for ((i = 0; i < FILES; i++)); do files+=("$(printf '%s/PT1H-%02d.json' "$DIR" "$i")"); done
+. bench/hourly.sh
+hourly_files "$FILES" "$RECORDS"
+files=("${HOURLY[@]}")
 bytes=$(cat "${files[@]}" | wc -c)
 say "$FILES files, $((bytes / 1000000)) MB"
 
