@@ -13,15 +13,13 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-FILES=${FILES:-48}
-RECORDS=${RECORDS:-10000}
+. bench/hourly.sh   # FILES, RECORDS, hourly_files
 ROUNDS=${ROUNDS:-5}
 say() { printf '==> %s\n' "$*" >&2; }
 
 command -v rg > /dev/null || { apt-get update -qq && apt-get install -y -qq ripgrep; } >&2
 cargo build --profile dist --quiet -p vmext-detect
 DETECT=target/dist/vmext-detect
-. bench/hourly.sh
 hourly_files "$FILES" "$RECORDS"
 DIR=$HOURLY_DIR
 bytes=$(cat "$DIR"/* | wc -c)

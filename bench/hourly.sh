@@ -1,9 +1,12 @@
 # Sourced by bench/files.sh and bench/profiles.sh: a day of hourly exports, generated once.
 #
-# `hourly_files FILES RECORDS` writes FILES files of RECORDS records each into HOURLY_DIR,
-# alternately ECS and raw (as a day of hourly PT1H.json exports, decompressed), keeping the
-# files already there, and sets the array HOURLY to their paths in order.
+# FILES and RECORDS default to 48 and 10,000. `hourly_files FILES RECORDS` writes FILES files
+# of RECORDS records each into HOURLY_DIR, alternately ECS and raw (as a day of hourly PT1H.json
+# exports, decompressed), keeping the files already there, and sets the array HOURLY to their
+# paths in order.
 HOURLY_DIR=target/bench/files/hourly
+FILES=${FILES:-48}
+RECORDS=${RECORDS:-10000}
 
 hourly_files() {
     local files=$1 records=$2 i file shape

@@ -13,13 +13,11 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-FILES=${FILES:-48}
-RECORDS=${RECORDS:-10000}
+. bench/hourly.sh   # FILES, RECORDS, hourly_files
 ROUNDS=${ROUNDS:-5}
 say() { printf '==> %s\n' "$*" >&2; }
 
 cargo build --profile dist --quiet -p vmext-detect
-. bench/hourly.sh
 hourly_files "$FILES" "$RECORDS"
 files=("${HOURLY[@]}")
 bytes=$(cat "${files[@]}" | wc -c)
