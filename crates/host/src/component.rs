@@ -289,11 +289,18 @@ struct Live {
 }
 
 impl Live {
-    /// Before each call into the guest: a fresh deadline, and the memory-cap flag cleared, so
-    /// that a trap is blamed on this call alone.
-    fn arm(&mut self, limits: &Limits) {
+    /// One call into the guest's detector, `f` given the detector's methods, the store and the
+    /// detector's handle. Before it: a fresh deadline, and the memory-cap flag cleared, so that
+    /// a trap is blamed on this call alone.
+    fn call<T>(
+        &mut self,
+        limits: &Limits,
+        f: impl FnOnce(api::GuestDetector<'_>, &mut Store<State>, ResourceAny) -> wasmtime::Result<T>,
+    ) -> wasmtime::Result<T> {
         self.store.set_epoch_deadline(limits.deadline_ticks());
         self.store.data_mut().hit_memory_cap = false;
+        let methods = self.bindings.vmext_detect_detector().detector();
+        f(methods, &mut self.store, self.detector)
     }
 }
 
@@ -344,13 +351,9 @@ impl ComponentEvaluator {
 
     /// The rule as the component reports it.
     pub fn rule_info(&mut self) -> Result<api::RuleInfo, SetupError> {
-        let live = &mut self.live;
-        live.arm(&self.limits);
-        Ok(live
-            .bindings
-            .vmext_detect_detector()
-            .detector()
-            .call_rule(&mut live.store, live.detector)?)
+        Ok(self.live.call(&self.limits, |d, store, detector| {
+            d.call_rule(store, detector)
+        })?)
     }
 
     /// Replaces the instance after a trap. If even a fresh instance cannot be made, the old
@@ -419,19 +422,9 @@ impl Evaluator for ComponentEvaluator {
         else {
             return self.one_by_one(chunk, explain);
         };
-        let live = &mut self.live;
-        live.arm(&self.limits);
-        let result = live
-            .bindings
-            .vmext_detect_detector()
-            .detector()
-            .call_evaluate_chunk(
-                &mut live.store,
-                live.detector,
-                chunk.bytes(),
-                &ends,
-                explain,
-            );
+        let result = self.live.call(&self.limits, |d, store, detector| {
+            d.call_evaluate_chunk(store, detector, chunk.bytes(), &ends, explain)
+        });
         match result {
             Ok(list) if list.len() == chunk.len() => list.into_iter().map(convert).collect(),
             Ok(_) => self.one_by_one(chunk, explain),
@@ -464,17 +457,13 @@ impl Evaluator for ComponentEvaluator {
     }
 
     fn evaluate(&mut self, document: &[u8], explain: bool) -> DocumentResult {
-        let live = &mut self.live;
-        live.arm(&self.limits);
-        let result = live
-            .bindings
-            .vmext_detect_detector()
-            .detector()
-            .call_evaluate(&mut live.store, live.detector, document, explain);
+        let result = self.live.call(&self.limits, |d, store, detector| {
+            d.call_evaluate(store, detector, document, explain)
+        });
         match result {
             Ok(r) => convert(r),
             Err(trap) => {
-                let reason = trap_reason(&trap, live.store.data(), &self.limits);
+                let reason = trap_reason(&trap, self.live.store.data(), &self.limits);
                 self.recover();
                 // An envelope that failed whole is evaluated again in pieces, and member by
                 // member where a piece fails, so that only the members that fail alone are lost.
@@ -517,19 +506,15 @@ impl ComponentEvaluator {
         first_index: usize,
         explain: bool,
     ) -> Result<Vec<RecordResult>, String> {
-        let live = &mut self.live;
-        live.arm(&self.limits);
         let first =
             u32::try_from(first_index).map_err(|_| "envelope index over 2^32".to_owned())?;
-        let result = live
-            .bindings
-            .vmext_detect_detector()
-            .detector()
-            .call_evaluate_members(&mut live.store, live.detector, members, first, explain);
+        let result = self.live.call(&self.limits, |d, store, detector| {
+            d.call_evaluate_members(store, detector, members, first, explain)
+        });
         match result {
             Ok(list) => Ok(list.into_iter().map(convert_record).collect()),
             Err(trap) => {
-                let reason = trap_reason(&trap, live.store.data(), &self.limits);
+                let reason = trap_reason(&trap, self.live.store.data(), &self.limits);
                 self.recover();
                 Err(reason)
             }
