@@ -29,7 +29,7 @@ mod value;
 mod visible;
 mod write;
 
-pub use lex::{EscapeError, decode_escape};
+pub use lex::{EscapeError, decode_escape, find_backslash};
 pub use parse::{Error, ErrorKind, Limits, parse, parse_with};
 pub use validate::validate;
 pub use value::{Number, RepeatedKey, Value};

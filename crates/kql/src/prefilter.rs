@@ -1373,38 +1373,15 @@ impl Haystack<'_> {
 }
 
 /// The offset of the first backslash in `text`. On wasm32 without SIMD (the Fluent Bit module)
-/// eight bytes per step in 64-bit arithmetic, which WebAssembly has natively: memchr's
+/// eight bytes per step in 64-bit arithmetic ([`vmext_json::find_backslash`]): memchr's
 /// portable search steps a `usize`, four bytes there, and this check runs over every record the
 /// prefilter rejects. Elsewhere memchr's vector search.
 fn find_backslash(text: &[u8]) -> Option<usize> {
     if cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
-        find_backslash_words(text)
+        vmext_json::find_backslash(text)
     } else {
         memchr(b'\\', text)
     }
-}
-
-/// [`find_backslash`] a 64-bit word at a time, then byte by byte over the last few bytes.
-fn find_backslash_words(text: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut at = 0;
-    while let Some(chunk) = text.get(at..at + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let v = u64::from_le_bytes(word) ^ (ONES * u64::from(b'\\'));
-        // A byte of `v` is zero where the text has a backslash; borrows run upwards, so the
-        // lowest flag is exact.
-        let zeros = v.wrapping_sub(ONES) & !v & HIGHS;
-        if zeros != 0 {
-            return Some(at + (zeros.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    text.get(at..)?
-        .iter()
-        .position(|&b| b == b'\\')
-        .map(|i| at + i)
 }
 
 /// The canonical spelling of a record's text, or `None` if it is canonical already.
@@ -1737,30 +1714,6 @@ mod tests {
         assert!(!format!("{then:?}").contains("Guarded"));
         // The literals listed are the query's, each once.
         assert_eq!(both.needles().len(), 10);
-    }
-
-    /// The word-at-a-time backslash search agrees with memchr at every offset and length, with
-    /// bytes around it that differ from a backslash by one bit or by a borrow.
-    #[test]
-    fn backslash_words_agree_with_memchr() {
-        let fillers: [u8; 6] = [b'a', b'\\' ^ 1, b'\\' + 1, b'\\' - 1, 0x00, 0xDC];
-        for len in 0..40 {
-            for filler in fillers {
-                let text = vec![filler; len];
-                assert_eq!(find_backslash_words(&text), None, "{len} {filler}");
-                for at in 0..len {
-                    let mut one = text.clone();
-                    one[at] = b'\\';
-                    assert_eq!(find_backslash_words(&one), Some(at), "{len} {filler} {at}");
-                    // A second one after it changes nothing.
-                    for later in at + 1..len {
-                        let mut two = one.clone();
-                        two[later] = b'\\';
-                        assert_eq!(find_backslash_words(&two), memchr(b'\\', &two));
-                    }
-                }
-            }
-        }
     }
 
     /// Deriving is near-linear in the query: 100,000 `or`-ed values (and 40,000 factorable
