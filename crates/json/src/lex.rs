@@ -131,13 +131,26 @@ fn special_bytes(chunk: &[u8]) -> u64 {
     (equal_bytes(v, b'"') | equal_bytes(v, b'\\') | v.wrapping_sub(ONES * 0x20) | v) & HIGHS
 }
 
-/// The offset of the first backslash in `text`, eight bytes per step in 64-bit arithmetic,
-/// then byte by byte over the last few. For WebAssembly without SIMD (the Fluent Bit module),
-/// which has 64-bit arithmetic natively, where memchr's portable search steps a `usize`: four
-/// bytes there. Elsewhere memchr's vector searches are faster.
+/// The offset of the first backslash in `text`: 32 bytes per step while none is found (four
+/// words tested together), then eight, then byte by byte over the last few. For WebAssembly
+/// without SIMD (the Fluent Bit module), which has 64-bit arithmetic natively, where memchr's
+/// portable search steps a `usize`: four bytes there. Most records hold no backslash at all,
+/// so the first loop, which pays its loop and bounds checks once per four words, does nearly
+/// all the work. Elsewhere memchr's vector searches are faster.
 #[inline]
 pub fn find_backslash(text: &[u8]) -> Option<usize> {
     let mut at = 0;
+    for block in text.chunks_exact(32) {
+        // No false flag in a word without a backslash (borrows start at one), so the union is
+        // zero exactly when the block has none.
+        let any = block
+            .chunks_exact(8)
+            .fold(0, |flags, chunk| flags | equal_bytes(word(chunk), b'\\'));
+        if any & HIGHS != 0 {
+            break;
+        }
+        at += 32;
+    }
     while let Some(chunk) = text.get(at..at + 8) {
         let backslashes = equal_bytes(word(chunk), b'\\') & HIGHS;
         if backslashes != 0 {
@@ -246,7 +259,7 @@ mod tests {
     #[test]
     fn find_backslash_agrees_with_a_byte_by_byte_search() {
         let fillers: [u8; 6] = [b'a', b'\\' ^ 1, b'\\' + 1, b'\\' - 1, 0x00, 0xDC];
-        for len in 0..40 {
+        for len in 0..72 {
             for filler in fillers {
                 let text = vec![filler; len];
                 assert_eq!(find_backslash(&text), None, "{len} {filler}");
