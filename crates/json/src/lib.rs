@@ -31,7 +31,7 @@ mod write;
 
 pub use lex::{EscapeError, decode_escape, find_backslash};
 pub use parse::{Error, ErrorKind, Limits, parse, parse_with};
-pub use validate::validate;
+pub use validate::{Escapes, validate, validate_escapes};
 pub use value::{Number, RepeatedKey, Value};
 pub use visible::visible;
 pub use write::{write_escaped_str, write_value};

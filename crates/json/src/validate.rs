@@ -30,9 +30,26 @@ const MAX_TRACKED_DEPTH: usize = 512;
 
 /// Whether `input` is one JSON document that [`crate::parse`] accepts with the default limits.
 pub fn validate(input: &[u8]) -> Result<(), Error> {
+    validate_escapes(input).map(|_| ())
+}
+
+/// What valid JSON text escapes in its strings, as [`validate_escapes`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escapes {
+    /// No escape but `\"` and `\\`: every other character is written as itself, so the text
+    /// is already in the spelling a literal search looks for.
+    QuoteAndBackslashOnly,
+    /// Some other escape (`\/`, `\n`, `\u0041`, …), or the answer was not worked out.
+    Others,
+}
+
+/// [`validate`], also telling whether the text holds escapes other than `\"` and `\\`. A
+/// caller that must validate anyway (the Fluent Bit filter in annotate mode) learns this for
+/// free instead of searching the text for backslashes again.
+pub fn validate_escapes(input: &[u8]) -> Result<Escapes, Error> {
     let max_depth = Limits::default().max_depth.min(MAX_TRACKED_DEPTH);
-    if accepts(input, max_depth) {
-        return Ok(());
+    if let Some(escapes) = accepts(input, max_depth) {
+        return Ok(escapes);
     }
     if let Err(e) = std::str::from_utf8(input) {
         return Err(Error {
@@ -46,27 +63,26 @@ pub fn validate(input: &[u8]) -> Result<(), Error> {
         depth: 0,
     }
     .document(max_depth)
+    // The one-pass check below and this walk accept the same texts, so this is never reached
+    // with `Ok`; if it were, "others" is the answer that costs a caller time, never truth.
+    .map(|()| Escapes::Others)
 }
 
-/// `validate(input).is_ok()` for nesting up to `max_depth` (at most [`MAX_TRACKED_DEPTH`]),
-/// in one pass that keeps no error.
-fn accepts(b: &[u8], max_depth: usize) -> bool {
+/// `validate_escapes(input).ok()` for nesting up to `max_depth` (at most
+/// [`MAX_TRACKED_DEPTH`]), in one pass that keeps no error.
+fn accepts(b: &[u8], max_depth: usize) -> Option<Escapes> {
     // One bit per open container: set for an object, clear for an array.
     let mut objects = [0u64; MAX_TRACKED_DEPTH / 64];
     let mut depth = 0usize;
     // Whether the innermost open container is an object.
     let mut in_object = false;
+    let mut others = false;
     let mut i = skip_ws(b, 0);
     'value: loop {
         // A value starts at `i`.
-        let Some(&c) = b.get(i) else {
-            return false;
-        };
+        let c = *b.get(i)?;
         match c {
-            b'"' => match string_end(b, i + 1) {
-                Some(end) => i = end,
-                None => return false,
-            },
+            b'"' => i = string_end(b, i + 1, &mut others)?,
             b'{' | b'[' => {
                 let object = c == b'{';
                 i = skip_ws(b, i + 1);
@@ -74,7 +90,7 @@ fn accepts(b: &[u8], max_depth: usize) -> bool {
                     i += 1;
                 } else {
                     if depth >= max_depth {
-                        return false;
+                        return None;
                     }
                     if let Some(word) = objects.get_mut(depth / 64) {
                         let bit = 1u64 << (depth % 64);
@@ -87,45 +103,31 @@ fn accepts(b: &[u8], max_depth: usize) -> bool {
                     depth += 1;
                     in_object = object;
                     if object {
-                        match key_end(b, i) {
-                            Some(next) => i = next,
-                            None => return false,
-                        }
+                        i = key_end(b, i, &mut others)?;
                     }
                     continue 'value;
                 }
             }
-            b't' => match literal_end(b, i, b"true") {
-                Some(end) => i = end,
-                None => return false,
-            },
-            b'f' => match literal_end(b, i, b"false") {
-                Some(end) => i = end,
-                None => return false,
-            },
-            b'n' => match literal_end(b, i, b"null") {
-                Some(end) => i = end,
-                None => return false,
-            },
-            b'-' | b'0'..=b'9' => match number_end(b, i) {
-                Some(end) => i = end,
-                None => return false,
-            },
-            _ => return false,
+            b't' => i = literal_end(b, i, b"true")?,
+            b'f' => i = literal_end(b, i, b"false")?,
+            b'n' => i = literal_end(b, i, b"null")?,
+            b'-' | b'0'..=b'9' => i = number_end(b, i)?,
+            _ => return None,
         }
         // A value ended at `i`: a separator, or the ends of the containers that close here.
         loop {
             let Some(&c) = b.get(i) else {
-                return depth == 0;
+                return (depth == 0).then_some(if others {
+                    Escapes::Others
+                } else {
+                    Escapes::QuoteAndBackslashOnly
+                });
             };
             match c {
                 b',' if depth > 0 => {
                     i = skip_ws(b, i + 1);
                     if in_object {
-                        match key_end(b, i) {
-                            Some(next) => i = next,
-                            None => return false,
-                        }
+                        i = key_end(b, i, &mut others)?;
                     }
                     continue 'value;
                 }
@@ -138,7 +140,7 @@ fn accepts(b: &[u8], max_depth: usize) -> bool {
                             .is_some_and(|w| w & (1 << ((depth - 1) % 64)) != 0);
                 }
                 b' ' | b'\t' | b'\n' | b'\r' => i = skip_ws(b, i),
-                _ => return false,
+                _ => return None,
             }
         }
     }
@@ -156,11 +158,11 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// A key at `i` (no whitespace before it), its colon and the whitespace after: the position of
 /// the value, or `None`.
 #[inline(always)]
-fn key_end(b: &[u8], i: usize) -> Option<usize> {
+fn key_end(b: &[u8], i: usize, others: &mut bool) -> Option<usize> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
-    let mut i = string_end(b, i + 1)?;
+    let mut i = string_end(b, i + 1, others)?;
     if b.get(i) != Some(&b':') {
         i = skip_ws(b, i);
         if b.get(i) != Some(&b':') {
@@ -208,17 +210,19 @@ fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// The position after the closing quote of the string whose body starts at `i`, or `None` if
-/// the string is unterminated, holds a control character, a bad escape or invalid UTF-8.
+/// the string is unterminated, holds a control character, a bad escape or invalid UTF-8. An
+/// escape other than `\"` and `\\` sets `others`.
 #[inline(always)]
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+fn string_end(b: &[u8], mut i: usize, others: &mut bool) -> Option<usize> {
     loop {
         i = skip_plain_words(b, i);
         let c = *b.get(i)?;
         match c {
             b'"' => return Some(i + 1),
             b'\\' => {
-                let (_, len) =
-                    crate::lex::decode_escape(b.get(i + 1..).unwrap_or_default()).ok()?;
+                let rest = b.get(i + 1..).unwrap_or_default();
+                let (_, len) = crate::lex::decode_escape(rest).ok()?;
+                *others |= !matches!(rest.first(), Some(b'"' | b'\\'));
                 i += 1 + len;
             }
             0x80.. => i += utf8_len(b, i)?,
@@ -375,6 +379,86 @@ impl Validator<'_> {
                     self.at.escape()?;
                 }
                 Some(_) => self.at.pos += 1,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records in the shapes the filter sees: compact as Fluent Bit writes them, spaced as a
+    /// person writes them, escapes of every kind, and nesting of both containers.
+    const SEEDS: [&str; 6] = [
+        r#"{"a":"b","c":{"d":[1,"e",true,null,{"f":-0.5e+3}]},"g":"h\"i\\j"}"#,
+        r#"{"op":"MICROSOFT.COMPUTE\/VIRTUALMACHINES","k":"\u0041\ud83d\ude00","n":"x\ny"}"#,
+        "{ \"a\" : \"b\" , \"c\" : [ 1 , { } , [ ] ] ,\n\t\"d\" :false }\r\n",
+        "[\"a\",\"b\",{\"c\":\"\u{e9}\u{1F600}\"},[[]],0]",
+        r#"{"":"","x":{"":{}}}"#,
+        r#""just \"a\" string""#,
+    ];
+
+    /// Whether valid text holds an escape other than `\"` and `\\`, found without the grammar:
+    /// in valid JSON every backslash begins an escape.
+    fn has_other_escapes(text: &[u8]) -> bool {
+        let mut i = 0;
+        while let Some(&c) = text.get(i) {
+            if c == b'\\' {
+                if !matches!(text.get(i + 1), Some(b'"' | b'\\')) {
+                    return true;
+                }
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        false
+    }
+
+    fn check(text: &[u8]) {
+        let max_depth = Limits::default().max_depth.min(MAX_TRACKED_DEPTH);
+        let fast = accepts(text, max_depth);
+        let exact = crate::parse(text).is_ok();
+        assert_eq!(fast.is_some(), exact, "{}", String::from_utf8_lossy(text));
+        if exact {
+            let expected = if has_other_escapes(text) {
+                Escapes::Others
+            } else {
+                Escapes::QuoteAndBackslashOnly
+            };
+            assert_eq!(fast, Some(expected), "{}", String::from_utf8_lossy(text));
+        }
+    }
+
+    /// The one-pass check agrees with the parser on every text one byte's insertion, removal
+    /// or replacement away from a seed, and names the escapes exactly. (`validate` would hide
+    /// a valid text this check wrongly refused: its exact walk runs then.)
+    #[test]
+    fn the_one_pass_check_agrees_with_the_parser_one_edit_away() {
+        let mut alphabet: Vec<u8> = br#"{}[]:,"\/ u0123456789abcdefnrtEe.+-"#.to_vec();
+        alphabet.extend([
+            b'\t', b'\n', 0x01, 0x1f, 0x7f, 0x80, 0xbf, 0xc3, 0xe0, 0xed, 0xf0, 0xff,
+        ]);
+        for seed in SEEDS {
+            let seed = seed.as_bytes();
+            check(seed);
+            for at in 0..=seed.len() {
+                if at < seed.len() {
+                    let mut removed = seed.to_vec();
+                    removed.remove(at);
+                    check(&removed);
+                }
+                for &byte in &alphabet {
+                    let mut inserted = seed.to_vec();
+                    inserted.insert(at, byte);
+                    check(&inserted);
+                    if at < seed.len() {
+                        let mut replaced = seed.to_vec();
+                        replaced[at] = byte;
+                        check(&replaced);
+                    }
+                }
             }
         }
     }
