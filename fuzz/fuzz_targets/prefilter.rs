@@ -1,11 +1,20 @@
 //! The literal prefilter against the full evaluator: a prefilter rejection implies no match,
-//! for the seed rule and for arbitrary queries (first line: the query; the rest: a document).
+//! for the seed rule and for arbitrary queries (first line: the query; the rest: a document);
+//! and on valid text, told what validation found of its escapes, it answers as it does alone.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use vmext_engine::{Detector, Verdict};
 
 fn check(detector: &Detector, document: &[u8]) {
+    // Told what validation found of the escapes, the prefilter answers as it does alone.
+    if let Ok(escapes) = vmext_json::validate_escapes(document) {
+        assert_eq!(
+            detector.may_match_validated(document, escapes),
+            detector.may_match(document),
+            "the prefilter answered differently on validated text"
+        );
+    }
     if let Ok(list) = detector.explain(document)
         && list.iter().any(|e| matches!(e.verdict, Verdict::Alert(_)))
     {

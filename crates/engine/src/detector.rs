@@ -346,6 +346,12 @@ impl Detector {
         self.prefilter.admits(text)
     }
 
+    /// [`Detector::may_match`] for text that [`vmext_json::validate_escapes`] found valid,
+    /// given what it found of the escapes ([`Requirement::admits_validated`]).
+    pub fn may_match_validated(&self, text: &[u8], escapes: vmext_json::Escapes) -> bool {
+        self.prefilter.admits_validated(text, escapes)
+    }
+
     /// Evaluates one JSON document: a record in either shape, or an envelope of records.
     ///
     /// Text the prefilter rejects is not parsed, so it is not validated either: like `grep`,
