@@ -254,9 +254,23 @@ unsafe fn annotate(profile: ProfileName, record: *const u8, record_len: u32) -> 
             b"",
         );
     };
+    // A record the rule cannot match goes back as it came, but only if it is a valid JSON
+    // object: a validating scan, no tree, which also tells the prefilter whether the text
+    // holds escapes, so that it does not search the record for backslashes a second time.
+    if let Ok(escapes) = vmext_json::validate_escapes(text) {
+        crate::test_hooks::apply(text);
+        if !setup().detector(profile).may_match_validated(text, escapes) {
+            return if first_non_space(text) == Some(b'{') {
+                record
+            } else {
+                invalid_reply(&RecordError::NotAnObject.to_string(), text)
+            };
+        }
+    }
+    // Text the prefilter may admit, or invalid text: the same path as in alerts mode.
     match check(profile, text) {
-        // Unparsed text may go back as it came only if it is a valid JSON object: a cheap
-        // validating scan, no tree.
+        // Only invalid text gets here unparsed (valid text the prefilter rejects went back
+        // above); the same scan names its error.
         Ok(Checked::Rejected) => match vmext_json::validate(text) {
             Ok(()) if first_non_space(text) == Some(b'{') => record,
             Ok(()) => invalid_reply(&RecordError::NotAnObject.to_string(), text),
