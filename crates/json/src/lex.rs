@@ -125,10 +125,18 @@ fn equal_bytes(v: u64, byte: u8) -> u64 {
 /// The high bit of each byte of `chunk` (eight bytes) that is `"`, `\`, a control character
 /// or above 0x7F, and possibly of bytes after such a byte (borrows run upwards, so the lowest
 /// flag is exact); zero when none is.
+///
+/// Two subtractions do it. Flipping bit 1 maps `"` (0x22) to 0x20 and keeps every control
+/// character below 0x20, while no other byte lands below 0x21; so subtracting 0x21 from each
+/// byte flags the control characters and the quote together. Subtracting one after an XOR
+/// with `\` flags the backslash. Either subtraction also flags bytes above 0x80, which the
+/// last term flags anyway, and a byte borrows only from a flagged byte below it.
 #[inline(always)]
 fn special_bytes(chunk: &[u8]) -> u64 {
     let v = word(chunk);
-    (equal_bytes(v, b'"') | equal_bytes(v, b'\\') | v.wrapping_sub(ONES * 0x20) | v) & HIGHS
+    let below_0x21 = (v ^ (ONES * 0x02)).wrapping_sub(ONES * 0x21);
+    let backslash = (v ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
+    (below_0x21 | backslash | v) & HIGHS
 }
 
 /// The offset of the first backslash in `text`: 32 bytes per step while none is found (four
@@ -170,7 +178,14 @@ pub fn find_backslash(text: &[u8]) -> Option<usize> {
 /// anyway.
 #[inline(always)]
 pub(crate) fn skip_plain_words(b: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = b.get(i..i + 8) {
+    // One comparison per step: `i <= last` implies the eight bytes are there.
+    let Some(last) = b.len().checked_sub(8) else {
+        return i;
+    };
+    while i <= last {
+        let Some(chunk) = b.get(i..i + 8) else {
+            break;
+        };
         let special = special_bytes(chunk);
         if special != 0 {
             return i + (special.trailing_zeros() / 8) as usize;
@@ -253,6 +268,36 @@ fn unicode_escape(rest: &[u8]) -> Result<(char, usize), EscapeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn needs_attention(b: u8) -> bool {
+        b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80
+    }
+
+    /// The lowest flag of `special_bytes` is the first byte that needs attention, for every
+    /// byte value at every position among fillers of every value, and no flag is set when no
+    /// byte needs attention.
+    #[test]
+    fn special_bytes_flag_exactly_the_first_byte_that_needs_attention() {
+        for filler in 0..=255u8 {
+            let plain = [filler; 8];
+            let flags = special_bytes(&plain);
+            if needs_attention(filler) {
+                assert_eq!(flags.trailing_zeros() / 8, 0, "{filler:#x}");
+            } else {
+                assert_eq!(flags, 0, "{filler:#x}");
+            }
+            for at in 0..8 {
+                for byte in 0..=255u8 {
+                    let mut chunk = plain;
+                    chunk[at] = byte;
+                    let first = chunk.iter().position(|&b| needs_attention(b));
+                    let flags = special_bytes(&chunk);
+                    let found = (flags != 0).then(|| (flags.trailing_zeros() / 8) as usize);
+                    assert_eq!(found, first, "{chunk:x?}");
+                }
+            }
+        }
+    }
 
     /// The word-at-a-time backslash search agrees with a byte-by-byte search at every offset
     /// and length, with bytes around it that differ from a backslash by one bit or by a borrow.
