@@ -102,10 +102,14 @@ fn accepts(b: &[u8], max_depth: usize) -> Option<Escapes> {
                     }
                     depth += 1;
                     in_object = object;
-                    if object {
-                        i = key_end(b, i, &mut others)?;
+                    if !object {
+                        continue 'value;
                     }
-                    continue 'value;
+                    let (next, value_ended) = members(b, i, &mut others)?;
+                    i = next;
+                    if !value_ended {
+                        continue 'value;
+                    }
                 }
             }
             b't' => i = literal_end(b, i, b"true")?,
@@ -124,6 +128,13 @@ fn accepts(b: &[u8], max_depth: usize) -> Option<Escapes> {
                 });
             };
             match c {
+                b',' if in_object && b.get(i + 1) == Some(&b'"') => {
+                    let (next, value_ended) = members(b, i + 1, &mut others)?;
+                    i = next;
+                    if !value_ended {
+                        continue 'value;
+                    }
+                }
                 b',' if depth > 0 => {
                     i = skip_ws(b, i + 1);
                     if in_object {
@@ -142,6 +153,35 @@ fn accepts(b: &[u8], max_depth: usize) -> Option<Escapes> {
                 b' ' | b'\t' | b'\n' | b'\r' => i = skip_ws(b, i),
                 _ => return None,
             }
+        }
+    }
+}
+
+/// Members of an object from the key at `i`, for as long as they come in the compact form
+/// Fluent Bit's encoder writes, `"key":"value"` joined by `,` with no whitespace: one tight
+/// loop, where the general one would dispatch on every byte between the strings. Where the
+/// form ends it gives the position and whether a value just ended there (`true`: a separator
+/// or a close follows) or starts there (`false`: after a key, its colon and any whitespace).
+#[inline(always)]
+fn members(b: &[u8], mut i: usize, others: &mut bool) -> Option<(usize, bool)> {
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let colon = string_end(b, i + 1, others)?;
+        if b.get(colon) != Some(&b':') {
+            // Whitespace before the colon: the general path, from the key.
+            return key_end(b, i, others).map(|value| (value, false));
+        }
+        let value = colon + 1;
+        if b.get(value) != Some(&b'"') {
+            return Some((skip_ws(b, value), false));
+        }
+        let end = string_end(b, value + 1, others)?;
+        if b.get(end) == Some(&b',') && b.get(end + 1) == Some(&b'"') {
+            i = end + 1;
+        } else {
+            return Some((end, true));
         }
     }
 }
@@ -217,8 +257,11 @@ fn string_end(b: &[u8], mut i: usize, others: &mut bool) -> Option<usize> {
     loop {
         i = skip_plain_words(b, i);
         let c = *b.get(i)?;
+        // The closing quote first: it ends nearly every string.
+        if c == b'"' {
+            return Some(i + 1);
+        }
         match c {
-            b'"' => return Some(i + 1),
             b'\\' => {
                 let rest = b.get(i + 1..).unwrap_or_default();
                 let (_, len) = crate::lex::decode_escape(rest).ok()?;
