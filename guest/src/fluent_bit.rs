@@ -177,15 +177,27 @@ fn invalid_reply(error: &str, record: &[u8]) -> *const u8 {
 
 /// What the engine made of a record's text.
 enum Checked {
-    /// The prefilter rejected it unparsed: no alert, validity unknown.
+    /// The prefilter rejected it unparsed: no alert, and no more known of its validity than
+    /// the caller found before.
     Rejected,
     /// It was parsed (so it is a valid JSON object); these are its alerts.
     Parsed(Vec<String>),
 }
 
-fn check(profile: ProfileName, record: &[u8]) -> Result<Checked, RecordError> {
+/// The engine's verdict on a record; with `escapes`, what validation found of a record it
+/// found valid ([`Detector::evaluate_validated`]).
+fn check(
+    profile: ProfileName,
+    record: &[u8],
+    escapes: Option<vmext_json::Escapes>,
+) -> Result<Checked, RecordError> {
     crate::test_hooks::apply(record);
-    Ok(match setup().detector(profile).evaluate(record)? {
+    let detector = setup().detector(profile);
+    let outcome = match escapes {
+        Some(escapes) => detector.evaluate_validated(record, escapes)?,
+        None => detector.evaluate(record)?,
+    };
+    Ok(match outcome {
         Outcome::Rejected => Checked::Rejected,
         Outcome::Evaluated(list) => Checked::Parsed(
             list.into_iter()
@@ -255,25 +267,13 @@ unsafe fn annotate(profile: ProfileName, record: *const u8, record_len: u32) -> 
         );
     };
     // A record the rule cannot match goes back as it came, but only if it is a valid JSON
-    // object: a validating scan, no tree, which also tells the prefilter whether the text
-    // holds escapes, so that it does not search the record for backslashes a second time.
-    if let Ok(escapes) = vmext_json::validate_escapes(text) {
-        crate::test_hooks::apply(text);
-        if !setup().detector(profile).may_match_validated(text, escapes) {
-            return if first_non_space(text) == Some(b'{') {
-                record
-            } else {
-                invalid_reply(&RecordError::NotAnObject.to_string(), text)
-            };
-        }
-    }
-    // Text the prefilter may admit, or invalid text: the same path as in alerts mode.
-    match check(profile, text) {
-        // Only invalid text gets here unparsed (valid text the prefilter rejects went back
-        // above); the same scan names its error.
-        Ok(Checked::Rejected) => match vmext_json::validate(text) {
-            Ok(()) if first_non_space(text) == Some(b'{') => record,
-            Ok(()) => invalid_reply(&RecordError::NotAnObject.to_string(), text),
+    // object: a validating scan, no tree, run first because it also tells the prefilter
+    // whether the text holds escapes, which spares the prefilter a search of its own.
+    let validity = vmext_json::validate_escapes(text);
+    match check(profile, text, validity.as_ref().ok().copied()) {
+        Ok(Checked::Rejected) => match validity {
+            Ok(_) if first_non_space(text) == Some(b'{') => record,
+            Ok(_) => invalid_reply(&RecordError::NotAnObject.to_string(), text),
             Err(e) => invalid_reply(&RecordError::InvalidJson(e).to_string(), text),
         },
         Ok(Checked::Parsed(alerts)) if alerts.is_empty() => record,
@@ -306,7 +306,7 @@ unsafe fn alerts(profile: ProfileName, record: *const u8, record_len: u32) -> *c
     let Some(text) = (unsafe { record_slice(record, record_len) }) else {
         return DROP.as_ptr();
     };
-    let alerts = match check(profile, text) {
+    let alerts = match check(profile, text, None) {
         Ok(Checked::Parsed(alerts)) => alerts,
         Ok(Checked::Rejected) | Err(_) => return DROP.as_ptr(),
     };

@@ -346,10 +346,19 @@ impl Detector {
         self.prefilter.admits(text)
     }
 
-    /// [`Detector::may_match`] for text that [`vmext_json::validate_escapes`] found valid,
-    /// given what it found of the escapes ([`Requirement::admits_validated`]).
-    pub fn may_match_validated(&self, text: &[u8], escapes: vmext_json::Escapes) -> bool {
-        self.prefilter.admits_validated(text, escapes)
+    /// [`Detector::evaluate`] for text that [`vmext_json::validate_escapes`] found valid,
+    /// given what it found of the escapes: the prefilter skips its search for escapes when
+    /// there are none ([`Requirement::admits_validated`]). For a caller that validates every
+    /// record anyway, as the Fluent Bit filter does in annotate mode.
+    pub fn evaluate_validated(
+        &self,
+        text: &[u8],
+        escapes: vmext_json::Escapes,
+    ) -> Result<Outcome, RecordError> {
+        if !self.prefilter.admits_validated(text, escapes) {
+            return Ok(Outcome::Rejected);
+        }
+        self.evaluate_parsed(text, false).map(Outcome::Evaluated)
     }
 
     /// Evaluates one JSON document: a record in either shape, or an envelope of records.
