@@ -500,6 +500,51 @@ fn cost_per_record_in_fuel() {
     }
 }
 
+/// Instructions (wasmtime fuel) of the validating scan alone, by the shape of an object's
+/// members: what one more member costs, for short and long strings and other values, and what
+/// one generated ECS record costs. `cargo test -p host-test --test fluent_bit -- --ignored
+/// --nocapture validation_cost`.
+#[test]
+#[ignore = "a measurement, not a check; run explicitly (see BENCHMARKS.md)"]
+fn validation_cost_by_member_shape() {
+    let mut hooks = FluentBitModule::load(&build_artefact(Artefact::FluentBitWithTestHooks), true)
+        .unwrap()
+        .instantiate()
+        .unwrap();
+    let mut cost = |text: &[u8]| {
+        let start = hooks.fuel().unwrap();
+        assert_eq!(hooks.call_scan("vmext_test_validate", text).unwrap(), 1);
+        start - hooks.fuel().unwrap()
+    };
+    // Warm the instance: the first call grows the heap for the host's copy.
+    cost(b"{}");
+    let key = "abcdefghijkl";
+    for (name, member) in [
+        ("short key, short string", r#""ab":"cd""#.to_owned()),
+        ("12-byte key and string", format!(r#""{key}":"{key}""#)),
+        (
+            "12-byte key, 36-byte string",
+            format!(r#""{key}":"{}""#, "x".repeat(36)),
+        ),
+        (
+            "12-byte key, 100-byte string",
+            format!(r#""{key}":"{}""#, "x".repeat(100)),
+        ),
+        ("12-byte key, number", format!(r#""{key}":12345"#)),
+        ("12-byte key, object", format!(r#""{key}":{{"ab":"cd"}}"#)),
+    ] {
+        let one = cost(format!("{{{member}}}").as_bytes());
+        let hundred = cost(format!("{{{}}}", vec![member; 100].join(",")).as_bytes());
+        println!("{name}: {:.0} per member", (hundred - one) as f64 / 99.0);
+    }
+    let record = corpus(host_test::generate::CorpusShape::Ecs, 1, 0.0).remove(0);
+    println!(
+        "a generated ECS record of {} bytes: {}",
+        record.len(),
+        cost(&record)
+    );
+}
+
 /// A preopened directory is a capability for that directory alone: a symbolic link to a
 /// directory outside it, met at any component of the path (here `etc`, on the way to
 /// `etc/vmext/exceptions.json`), does not reach the file there, while a link that stays inside

@@ -12,7 +12,10 @@
 //! 1. [`accepts`] answers yes or no in a single pass: UTF-8 is checked inside strings, where
 //!    alone JSON text may hold a byte above 0x7F, instead of in a separate pass over the whole
 //!    input; string bodies are skipped eight bytes per step; the container stack is a bit per
-//!    level in a fixed array, and the grammar is a loop over local variables.
+//!    level in a fixed array, and the grammar is a loop over local variables, with a tighter
+//!    loop of its own for the compact `"key":"value"` members that make up most of a record
+//!    ([`members`]). On the way it notes whether any escape other than `\"` and `\\` occurs
+//!    ([`validate_escapes`]).
 //! 2. Only when it says no does the exact walk below run, to name the error and its offset the
 //!    way [`crate::parse`] does (an invalid UTF-8 sequence anywhere first, as the parser checks
 //!    the encoding before the grammar).
