@@ -259,8 +259,20 @@ fn timestamps_normalise_as_the_engine_does() {
     let program = Vrl::compile(&code.finish()).unwrap();
     let mut rng = Rng(7);
     let mut valid = 0;
-    for _ in 0..4000 {
-        let t = time_text(&mut rng);
+    // An offset can carry the first and last days of the years 0 and 9999 into the years -1
+    // and 10000, which the engine writes as `-001` and `10000`.
+    let edges = [
+        "0000-01-01T00:30:00+01:00",
+        "0000-01-01T00:00:00.999+00:01",
+        "0000-01-01T00:00:00Z",
+        "1/1/0000 12:00:00 AM +99:59",
+        "9999-12-31T23:00:00-05:00",
+        "9999-12-31T23:59:59.999Z",
+        "12/31/9999 11:59:59 PM -00:01",
+        "1969-12-31T23:59:59.5-00:00",
+    ];
+    let random = std::iter::repeat_with(|| time_text(&mut rng)).take(4000);
+    for t in edges.iter().map(|e| (*e).to_owned()).chain(random) {
         let expected = vmext_engine::timestamp::normalise(&t);
         let event =
             vector_event(format!("{{\"t\":{}}}", serde_json::to_string(&t).unwrap()).as_bytes())

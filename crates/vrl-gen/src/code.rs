@@ -66,6 +66,27 @@ pub fn json_literal(value: &vmext_json::Value<'_>) -> String {
     }
 }
 
+/// Conditions joined by `operator` (` && ` or ` || `) as a balanced tree of parentheses, or
+/// `None` for no conditions.
+///
+/// The same test, evaluated left to right with the same short circuit; but VRL's compiler
+/// type-checks each operator's whole left side again, so a chain written flat (which leans
+/// all the way left) costs it n² steps, and a balanced one n·log n.
+pub fn balanced(parts: &[String], operator: &str) -> Option<String> {
+    match parts {
+        [] => None,
+        [one] => Some(one.clone()),
+        _ => {
+            let (left, right) = parts.split_at(parts.len() / 2);
+            Some(format!(
+                "({}{operator}{})",
+                balanced(left, operator)?,
+                balanced(right, operator)?
+            ))
+        }
+    }
+}
+
 /// An array variable as an expression VRL types as "any array".
 ///
 /// VRL infers a variable's type from its assignments, but not from `push`es made inside a
@@ -86,8 +107,6 @@ pub fn item(var: &str, index: usize) -> String {
 pub struct Code {
     out: String,
     indent: usize,
-    /// Padded numbers written so far (each gets its own variable).
-    pub(crate) pads: usize,
 }
 
 impl Code {

@@ -26,7 +26,7 @@
 use vmext_kql::Requirement;
 use vmext_kql::prefilter::Needle;
 
-use crate::code::string;
+use crate::code::{balanced, string};
 
 /// The variable holding `encode_json(.)`.
 pub const TEXT: &str = "_vmext_text";
@@ -87,11 +87,7 @@ fn expression(requirement: &Requirement, needs_lower: &mut bool) -> Option<Strin
 }
 
 fn join(parts: Vec<String>, operator: &str) -> Option<String> {
-    match parts.len() {
-        0 => None,
-        1 => parts.into_iter().next(),
-        _ => Some(format!("({})", parts.join(operator))),
-    }
+    balanced(&parts, operator)
 }
 
 fn search(needle: &Needle, needs_lower: &mut bool) -> Option<String> {

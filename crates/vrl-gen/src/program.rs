@@ -49,11 +49,16 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     Translator::preamble(&mut code);
     let guarded = guard(&mut code, root)?;
     let fast_path = prefilter::condition(detector.prefilter());
+    // Blocks keep the compiler's work down: VRL's compiler copies every variable in scope at
+    // each step of its type check (compiling this program took over a second when everything
+    // was a variable of the whole program), and a variable first set inside a block, an `if`
+    // predicate's block included, ends with the block.
     if let Some(condition) = &fast_path {
         code.comment(
             "the fast path: the engine's literal prefilter on the event's JSON text. An event\n\
              without the literals every match contains is left as it is, without a walk.",
         );
+        code.open("if {");
         code.line(&format!("{} = encode_json(.)", prefilter::TEXT));
         if condition.needs_lower {
             code.line(&format!(
@@ -62,12 +67,17 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
                 prefilter::TEXT
             ));
         }
-        code.open(&format!("if {} {{", condition.expression));
+        code.line(&condition.expression);
+        code.reopen("} {");
     }
     // Nothing here passes the event or a record to a function: a function's argument is a
     // copy, and copying a record costs more than everything the fast path does. Paths
     // (`.records`, `_vmext_view.azure`) and `exists` read in place.
     code.line(&format!("{envelope} = false"));
+    code.line(&format!("{alerts} = []"));
+    // Each record is bound to the view's name: an ECS record is its own view, and reading it
+    // there needs no copy. A raw record is copied aside and its view built in its place.
+    code.open("for_each({");
     code.line(&format!("{records} = get([.records], [0]) ?? null"));
     code.comment(&format!(
         "an Event Hub envelope {{\"records\": [...]}}: one verdict per record. The keys a Vector\n\
@@ -81,13 +91,10 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     ));
     code.line(&format!("{envelope} = length(_vmext_other) == 0"));
     code.close();
-    code.line(&format!("{alerts} = []"));
-    // Each record is bound to the view's name: an ECS record is its own view, and reading it
-    // there needs no copy. A raw record is copied aside and its view built in its place.
-    code.line(&format!("if !{envelope} {{ {records} = [.] }}"));
-    code.open(&format!(
-        "for_each(array({records}) ?? []) -> |{index}, {view}| {{"
+    code.line(&format!(
+        "if {envelope} {{ array({records}) ?? [] }} else {{ [.] }}"
     ));
+    code.reopen(&format!("}}) -> |{index}, {view}| {{"));
     code.open(&format!("if is_object({view}) {{"));
     let shape = shape(&mut code, view);
     // The view is built in two steps: the fields the query reads for every record, and, only
@@ -108,13 +115,14 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     ecs_view(&mut code, view)?;
     code.close();
     code.blank();
+    code.open("if {");
     code.comment(&format!(
         "the rule's query: {}",
         one_line(detector.query().source())
     ));
     let matched = Translator::new(&mut code).node(root, view)?;
-    code.line(&format!("_vmext_matched = {matched}"));
-    code.open("if _vmext_matched {");
+    code.line(&matched);
+    code.reopen("} {");
     code.open(&format!("if {shape} == \"azure-raw\" {{"));
     raw::view(&mut code, record, view, &alert_needs);
     code.close();
@@ -176,6 +184,7 @@ fn guard(code: &mut Code, root: &Node) -> Result<bool, TranslateError> {
          dotted key, no array on the way) is rejected by the query's top-level clauses, read\n\
          in place.",
     );
+    code.open("if {");
     code.line(&format!("{pass} = true"));
     let markers: Vec<String> = ECS_MARKERS
         .iter()
@@ -188,7 +197,8 @@ fn guard(code: &mut Code, root: &Node) -> Result<bool, TranslateError> {
         code.close();
     }
     code.close();
-    code.open(&format!("if {pass} {{"));
+    code.line(pass);
+    code.reopen("} {");
     Ok(true)
 }
 
@@ -239,6 +249,7 @@ fn shape(code: &mut Code, record: &str) -> String {
             .collect::<Vec<_>>()
             .join(" || ")
     };
+    code.open(&format!("{shape} = {{"));
     code.line(&format!("{raw} = {}", present(&RAW_MARKERS)));
     code.line(&format!("{ecs} = {}", present(&ECS_MARKERS)));
     let prefixed: Vec<String> = ECS_MARKERS
@@ -253,8 +264,9 @@ fn shape(code: &mut Code, record: &str) -> String {
     code.close();
     code.close();
     code.line(&format!(
-        "{shape} = if !{ecs} && {raw} {{ \"azure-raw\" }} else {{ \"ecs\" }}"
+        "if !{ecs} && {raw} {{ \"azure-raw\" }} else {{ \"ecs\" }}"
     ));
+    code.close();
     shape.to_owned()
 }
 
@@ -530,7 +542,7 @@ mod tests {
         let v = seed_program().unwrap();
         let guard = v.find("_vmext_pass = true").unwrap();
         let text = v.find("_vmext_text = encode_json(.)").unwrap();
-        let walk = v.find("for_each(array(_vmext_records)").unwrap();
+        let walk = v.find("_vmext_records = get([.records], [0])").unwrap();
         assert!(guard < text && text < walk, "{v}");
         // The dataset the engine may infer is never read by the guard.
         let first_step = &v[guard..text];

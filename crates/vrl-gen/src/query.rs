@@ -22,7 +22,7 @@ use vmext_kql::ast::{
 };
 use vmext_kql::eval::{IGNORE_ABOVE, is_ip_field};
 
-use crate::code::{Code, array, item, string, string_array};
+use crate::code::{Code, array, balanced, item, string, string_array};
 use crate::error::TranslateError;
 
 /// The largest finite `f64`: VRL has no `is_finite`, so finiteness is `abs(x) <= MAX`.
@@ -142,7 +142,7 @@ pub(crate) fn plain_path_condition(root: &str, segments: &[&str]) -> Option<Stri
             checks.push(format!("!exists({prefix}.{})", string(&key)));
         }
     }
-    (!checks.is_empty()).then(|| checks.join(" && "))
+    balanced(&checks, " && ")
 }
 
 /// The dotted path of a field, refusing names that have no faithful lookup here.

@@ -107,82 +107,51 @@ pub fn normalise(code: &mut Code, text: &str, out: &str) {
     code.line(&format!(
         "{secs} = {days} * 86400 + {h} * 3600 + {mi} * 60 + {s} - {off} * 60"
     ));
-    // civil_from_days and the fixed-width format.
-    let (z, era2, doe, yoe2, doy2, mp, dd, mm, yyyy, rem) = (
-        "_tz", "_tera2", "_tdoe", "_tyoe2", "_tdoy2", "_tmp", "_tdd", "_tmm", "_tyyyy", "_trem",
-    );
-    div(code, z, secs, 86400, true);
-    code.line(&format!("{rem} = {secs} - {z} * 86400"));
-    code.line(&format!("{z} = {z} + 719468"));
-    div(code, era2, z, 146097, true);
-    code.line(&format!("{doe} = {z} - {era2} * 146097"));
-    div(code, "_tq1460", doe, 1460, false);
-    div(code, "_tq36524", doe, 36524, false);
-    div(code, "_tq146096", doe, 146096, false);
-    div(
-        code,
-        yoe2,
-        &format!("{doe} - _tq1460 + _tq36524 - _tq146096"),
-        365,
-        false,
-    );
-    div(code, "_tq4", yoe2, 4, false);
-    div(code, "_tq100", yoe2, 100, false);
-    code.line(&format!("{doy2} = {doe} - (365 * {yoe2} + _tq4 - _tq100)"));
-    div(code, mp, &format!("5 * {doy2} + 2"), 153, false);
-    div(code, dd, &format!("153 * {mp} + 2"), 5, false);
-    code.line(&format!("{dd} = {doy2} - {dd} + 1"));
-    code.line(&format!("{mm} = {mp} + 3"));
-    code.line(&format!("if {mp} >= 10 {{ {mm} = {mp} - 9 }}"));
-    code.line(&format!("{yyyy} = {yoe2} + {era2} * 400"));
-    code.line(&format!("if {mm} <= 2 {{ {yyyy} = {yyyy} + 1 }}"));
-    div(code, "_thour", rem, 3600, false);
-    code.line(&format!("_tmin = mod({rem}, 3600)"));
-    div(code, "_tmin", "_tmin", 60, false);
-    // Rust's `{:04}` pads after the sign: -1 → `-001`.
-    let year = v(code, "tyear");
-    let abs_year = pad(code, &format!("abs({yyyy})"), 4);
-    let abs_year3 = pad(code, &format!("abs({yyyy})"), 3);
-    code.line(&format!("{year} = {abs_year}"));
-    code.line(&format!("if {yyyy} < 0 {{ {year} = \"-\" + {abs_year3} }}"));
-    let month = pad(code, mm, 2);
-    let day = pad(code, dd, 2);
-    let hour = pad(code, "_thour", 2);
-    let minute = pad(code, "_tmin", 2);
-    let second = pad(code, &format!("mod({rem}, 60)"), 2);
-    let millis = pad(code, &ms, 3);
+    // The text in UTC: chrono's (`format_timestamp`) for the years 0 to 9999. An offset can
+    // carry the first and last days of those into the years -1 and 10000, which chrono writes
+    // otherwise than the engine's `{:04}` (`-0001` for `-001`, `+10000` for `10000`): those
+    // are formatted 400 years (146,097 days, one Gregorian cycle) nearer, which changes
+    // nothing but the year, and given their own year back.
+    let (shift, text) = ("_tshift", "_tf");
+    code.line(&format!("{shift} = 0"));
     code.line(&format!(
-        "{out} = {year} + \"-\" + {month} + \"-\" + {day} + \"T\" + {hour} + \":\" + {minute} + \":\" + {second} + \".\" + {millis} + \"Z\""
+        "if {secs} < {YEAR_0} {{ {shift} = {CYCLE} }} else if {secs} >= {YEAR_10000} {{ {shift} = 0 - {CYCLE} }}"
+    ));
+    code.line(&format!(
+        "{text} = format_timestamp(from_unix_timestamp({secs} + {shift}) ?? null, \"%Y-%m-%dT%H:%M:%S\") ?? \"\""
+    ));
+    code.line(&format!(
+        "if {shift} > 0 {{ {text} = \"-001\" + (slice({text}, 4) ?? \"\") }} else if {shift} < 0 {{ {text} = \"10000\" + (slice({text}, 4) ?? \"\") }}"
+    ));
+    // Milliseconds in three digits: 1000 more, less the leading 1.
+    code.line(&format!(
+        "{out} = {text} + \".\" + (slice(to_string({ms} + 1000), 1) ?? \"\") + \"Z\""
     ));
     code.close();
     code.close();
 }
 
-/// Statements setting `out` to the quotient of an integer expression by a positive constant:
+/// A statement setting `out` to the quotient of an integer expression by a positive constant:
 /// `div_euclid` when `euclid` (the dividend may be negative), plain division otherwise (it is
 /// not). VRL's `/` gives a float and `mod` keeps the dividend's sign, so the remainder is made
-/// non-negative and the exact quotient converted back to an integer.
+/// non-negative (`mod(mod(a, b) + b, b)`) and the exact quotient converted back to an integer.
+/// One statement, not one per step: VRL's compiler copies every variable in scope at each
+/// step of its type check, and a temporary more or a statement more costs it all of them.
 fn div(code: &mut Code, out: &str, a: &str, b: i64, euclid: bool) {
-    code.line(&format!("_tn = {a}"));
-    code.line(&format!("_tr = mod(_tn, {b})"));
-    if euclid {
-        code.line(&format!("if _tr < 0 {{ _tr = _tr + {b} }}"));
-    }
-    code.line(&format!("{out} = to_int((_tn - _tr) / {b})"));
+    let remainder = if euclid {
+        format!("mod(mod({a}, {b}) + {b}, {b})")
+    } else {
+        format!("mod({a}, {b})")
+    };
+    code.line(&format!("{out} = to_int(({a} - {remainder}) / {b})"));
 }
 
-/// Statements setting a fresh variable to a non-negative integer expression as decimal text,
-/// zero-padded to `width`; returns the variable.
-fn pad(code: &mut Code, n: &str, width: usize) -> String {
-    code.pads += 1;
-    let out = format!("_pad{}", code.pads);
-    let zeros = "0".repeat(width);
-    code.line(&format!("{out} = to_string({n})"));
-    code.line(&format!(
-        "if length({out}) < {width} {{ {out} = slice(\"{zeros}\" + {out}, length({out})) ?? {out} }}"
-    ));
-    out
-}
+/// Seconds from the Unix epoch to 0000-01-01T00:00:00Z (proleptic Gregorian).
+const YEAR_0: i64 = -62_167_219_200;
+/// Seconds from the Unix epoch to 10000-01-01T00:00:00Z.
+const YEAR_10000: i64 = 253_402_300_800;
+/// Seconds in 400 Gregorian years (146,097 days).
+const CYCLE: i64 = 12_622_780_800;
 
 #[cfg(test)]
 mod tests {
@@ -199,5 +168,18 @@ mod tests {
         assert!(v.contains("719468"), "{v}");
         // The regexes use ASCII digits only (`\d` would accept other scripts' digits).
         assert!(!ISO.contains(r"\d") && !US.contains(r"\d"));
+    }
+
+    #[test]
+    fn the_year_bounds_and_the_cycle_are_the_engines() {
+        use vmext_engine::timestamp::format_unix;
+        assert_eq!(format_unix(YEAR_0, 0), "0000-01-01T00:00:00.000Z");
+        assert_eq!(format_unix(YEAR_0 - 1, 0), "-001-12-31T23:59:59.000Z");
+        assert_eq!(format_unix(YEAR_10000, 0), "10000-01-01T00:00:00.000Z");
+        assert_eq!(format_unix(YEAR_0 + CYCLE, 0), "0400-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_unix(YEAR_10000 - CYCLE, 0),
+            "9600-01-01T00:00:00.000Z"
+        );
     }
 }
