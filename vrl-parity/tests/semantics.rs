@@ -129,7 +129,6 @@ const QUERIES: [&str; 40] = [
 fn query_program(query: &str) -> Vrl {
     let root = vmext_kql::parse(query).unwrap();
     let mut code = Code::new();
-    Translator::preamble(&mut code);
     code.line("_doc = get([.], [0]) ?? {}");
     let verdict = Translator::new(&mut code).node(&root, "_doc").unwrap();
     code.line(&format!(".matched = {verdict}"));

@@ -8,7 +8,7 @@ use vmext_engine::azure::{ECS_MARKERS, RAW_MARKERS};
 use vmext_engine::{Detector, FAMILY_FIELD, ProfileName, Rule};
 use vmext_kql::ast::{FieldMatch, Node};
 
-use crate::code::{Code, array, item, json_literal, string, string_array};
+use crate::code::{Code, array, balanced, item, json_literal, string, string_array};
 use crate::error::TranslateError;
 use crate::prefilter;
 use crate::query::{
@@ -46,7 +46,6 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     let (index, record, view) = ("_vmext_index", "_vmext_record", "_vmext_view");
     // `get` always returns an untyped value, so the program type-checks the same whatever
     // Vector knows about the event's fields.
-    Translator::preamble(&mut code);
     let guarded = guard(&mut code, root)?;
     let fast_path = prefilter::condition(detector.prefilter());
     // Blocks keep the compiler's work down: VRL's compiler copies every variable in scope at
@@ -96,7 +95,6 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     ));
     code.reopen(&format!("}}) -> |{index}, {view}| {{"));
     code.open(&format!("if is_object({view}) {{"));
-    let shape = shape(&mut code, view);
     // The view is built in two steps: the fields the query reads for every record, and, only
     // for a record that matches, again with the fields its alert reads as well (the time,
     // the caller and the like cost more than most records are worth).
@@ -106,9 +104,12 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     alert_fields.push(FAMILY_FIELD.to_owned());
     let query_needs = Needs::of(query_fields.iter().map(String::as_str))?;
     let alert_needs = Needs::of(alert_fields.iter().map(String::as_str))?;
-    // Declared here: a variable first set inside a block ends with the block.
+    // Declared here: a variable first set inside a block ends with the block. It holds the
+    // raw record of a raw record, and stays null for an ECS one: it is the record's shape too.
     code.line(&format!("{record} = null"));
-    code.open(&format!("if {shape} == \"azure-raw\" {{"));
+    code.open("if {");
+    raw_shape(&mut code, view);
+    code.reopen("} {");
     code.line(&format!("{record} = {view}"));
     raw::view(&mut code, record, view, &query_needs);
     code.reopen("} else {");
@@ -123,10 +124,10 @@ pub fn program(detector: &Detector) -> Result<String, TranslateError> {
     let matched = Translator::new(&mut code).node(root, view)?;
     code.line(&matched);
     code.reopen("} {");
-    code.open(&format!("if {shape} == \"azure-raw\" {{"));
+    code.open(&format!("if !is_null({record}) {{"));
     raw::view(&mut code, record, view, &alert_needs);
     code.close();
-    let alert = alert(&mut code, rule, detector.family_clauses(), view, &shape)?;
+    let alert = alert(&mut code, rule, detector.family_clauses(), view, record)?;
     code.line(&format!(
         "if {envelope} {{ {alert} = set({alert}, [\"vmext\", \"envelope_index\"], {index}) ?? {alert} }}"
     ));
@@ -236,20 +237,20 @@ fn header(code: &mut Code, rule: &Rule, query: &str) {
 }
 
 /// The engine's `shape_of`: raw when a raw marker key is at the top level and no ECS marker
-/// (plain or as a dotted prefix) is. Returns the variable holding `ecs` or `azure-raw`.
+/// (plain or as a dotted prefix) is. Writes the statements of an `if` predicate's block whose
+/// value is whether the record in `record` is raw.
 ///
 /// The keys are looked up with `exists`, in place; only a record with a raw marker and no
 /// plain ECS marker has its keys walked, for dotted ECS prefixes (`"azure.x": …`).
-fn shape(code: &mut Code, record: &str) -> String {
-    let (shape, ecs, raw, k, v) = ("_vmext_shape", "_se", "_sr", "_sk", "_sv");
+fn raw_shape(code: &mut Code, record: &str) {
+    let (ecs, raw, k, v) = ("_se", "_sr", "_sk", "_sv");
     let present = |markers: &[&str]| -> String {
-        markers
+        let tests: Vec<String> = markers
             .iter()
             .map(|m| format!("exists({record}.{})", string(m)))
-            .collect::<Vec<_>>()
-            .join(" || ")
+            .collect();
+        balanced(&tests, " || ").unwrap_or_else(|| "false".to_owned())
     };
-    code.open(&format!("{shape} = {{"));
     code.line(&format!("{raw} = {}", present(&RAW_MARKERS)));
     code.line(&format!("{ecs} = {}", present(&ECS_MARKERS)));
     let prefixed: Vec<String> = ECS_MARKERS
@@ -260,14 +261,13 @@ fn shape(code: &mut Code, record: &str) -> String {
     code.open(&format!(
         "for_each(object({record}) ?? {{}}) -> |{k}, {v}| {{"
     ));
-    code.line(&format!("if {} {{ {ecs} = true }}", prefixed.join(" || ")));
-    code.close();
-    code.close();
     code.line(&format!(
-        "if !{ecs} && {raw} {{ \"azure-raw\" }} else {{ \"ecs\" }}"
+        "if {} {{ {ecs} = true }}",
+        balanced(&prefixed, " || ").unwrap_or_else(|| "false".to_owned())
     ));
     code.close();
-    shape.to_owned()
+    code.close();
+    code.line(&format!("!{ecs} && {raw}"));
 }
 
 /// An ECS record is its own view, with `data_stream.dataset` inferred as the engine does:
@@ -342,13 +342,14 @@ fn leaves(code: &mut Code) -> &'static str {
     out
 }
 
-/// Statements building the alert for the matching record; returns its variable.
+/// Statements building the alert for the matching record (`record` holds the raw record of a
+/// raw one, null for an ECS one); returns its variable.
 fn alert(
     code: &mut Code,
     rule: &Rule,
     family_clauses: &[FieldMatch],
     view: &str,
-    shape: &str,
+    record: &str,
 ) -> Result<&'static str, TranslateError> {
     let alert = "_vmext_alert";
     let template = rule.alert_template_json();
@@ -402,8 +403,13 @@ fn alert(
     code.line(&format!(
         "if !is_null({family}) {{ {alert} = set({alert}, [\"vmext\", \"extension_family\"], {family}) ?? {alert} }}"
     ));
+    let shape = |name: &str| {
+        format!("{alert} = set({alert}, [\"vmext\", \"record_shape\"], \"{name}\") ?? {alert}")
+    };
     code.line(&format!(
-        "{alert} = set({alert}, [\"vmext\", \"record_shape\"], {shape}) ?? {alert}"
+        "if is_null({record}) {{ {} }} else {{ {} }}",
+        shape("ecs"),
+        shape("azure-raw")
     ));
     Ok(alert)
 }

@@ -161,9 +161,11 @@ pub(crate) fn segments(field: &Field) -> Result<Vec<&str>, TranslateError> {
     Ok(segments)
 }
 
-/// The variable holding the regex of characters outside the astral planes, compiled once per
-/// program (a regex literal is compiled where it stands, and this class is costly to build).
-pub const NOT_ASTRAL: &str = "_vmext_not_astral";
+/// The regex of the characters outside the astral planes, written where it is used. A regex
+/// literal is compiled where it stands (about a millisecond for this class in an unoptimised
+/// build), but a variable of the whole program would be copied at every step of VRL's type
+/// check, which cost more.
+pub const NOT_ASTRAL: &str = r"r'[^\x{10000}-\x{10FFFF}]'";
 
 /// Whether a text is indexed by a `keyword` field: at most 1024 UTF-16 units. UTF-8 length
 /// bounds UTF-16 length from above, so only long strings count characters; astral characters
@@ -203,11 +205,6 @@ impl<'c> Translator<'c> {
     /// A translator writing into `code`.
     pub fn new(code: &'c mut Code) -> Translator<'c> {
         Translator { code, depth: 0 }
-    }
-
-    /// Statements every program using a translator must run first (at its top level).
-    pub fn preamble(code: &mut Code) {
-        code.line(&format!("{NOT_ASTRAL} = r'[^\\x{{10000}}-\\x{{10FFFF}}]'"));
     }
 
     /// The code being written.
@@ -678,7 +675,6 @@ mod tests {
     fn vrl(query: &str) -> Result<String, TranslateError> {
         let root = vmext_kql::parse(query).unwrap();
         let mut code = Code::new();
-        Translator::preamble(&mut code);
         let verdict = Translator::new(&mut code).node(&root, "_doc")?;
         code.line(&verdict);
         Ok(code.finish())
