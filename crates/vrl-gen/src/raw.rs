@@ -144,7 +144,10 @@ pub(crate) fn view(code: &mut Code, raw: &str, view: &str, needs: &Needs) {
     code.line(&format!("{view} = {{}}"));
     code.line(&format!("{act} = {{}}"));
     code.open(&format!("for_each(object({raw}) ?? {{}}) -> |{k}, {v}| {{"));
-    // One if-chain over the key: a branch per raw key and guard with a needed write.
+    // A branch per raw key and guard with a needed write, each its own `if`, in the table's
+    // order: the engine applies every write whose guard admits the value, and VRL's compiler
+    // type-checks an `else if` again at every level above it (a chain costs it the square of
+    // its length).
     let mut chain = Chain::default();
     for (i, key) in RAW_KEYS.iter().enumerate() {
         let mut writes = key.writes.iter().enumerate().peekable();
@@ -334,7 +337,7 @@ fn record_write(code: &mut Code, write: &Write, raw: &str, view: &str) {
     }
 }
 
-/// An `if … else if …` chain whose branches are written one after another.
+/// Branches written one after another, each its own `if`.
 #[derive(Debug, Default)]
 struct Chain {
     open: bool,
@@ -343,11 +346,10 @@ struct Chain {
 impl Chain {
     fn branch(&mut self, code: &mut Code, condition: &str) {
         if self.open {
-            code.reopen(&format!("}} else if {condition} {{"));
-        } else {
-            code.open(&format!("if {condition} {{"));
-            self.open = true;
+            code.close();
         }
+        code.open(&format!("if {condition} {{"));
+        self.open = true;
     }
 
     fn end(self, code: &mut Code) {
