@@ -33,25 +33,9 @@ HARNESS=target/release/host-test
 CORPUS=$OUT/$SHAPE-$RECORDS.ndjson
 [[ -s $CORPUS ]] || "$HARNESS" generate --records "$RECORDS" --shape "$SHAPE" > "$CORPUS"
 
-config() { # remap source lines (file: or source:) -> config file
-    cat > "$OUT/$1.yaml" <<EOF
-sources:
-  input:
-    type: stdin
-    decoding:
-      codec: json
-transforms:
-  detect:
-    type: remap
-    inputs: [input]
-    $2
-sinks:
-  out:
-    type: console
-    inputs: [detect]
-    encoding:
-      codec: json
-EOF
+. bench/vector-config.sh   # vector_config
+config() { # name, remap source line (file: or source:) -> $OUT/name.yaml
+    vector_config "$OUT/$1.yaml" "$2"
 }
 config noop "source: 'true'"
 config generated "file: $PWD/vector/azure_vm_extension_deployment_by_user.vrl"

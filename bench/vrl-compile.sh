@@ -40,25 +40,9 @@ if [[ -n ${BASELINE:-} ]]; then
     labels+=("baseline ($(basename "$BASELINE"))")
 fi
 
-config() { # index, program -> config file
-    cat > "$OUT/$1.yaml" <<EOF
-sources:
-  input:
-    type: stdin
-    decoding:
-      codec: json
-transforms:
-  detect:
-    type: remap
-    inputs: [input]
-    file: $(realpath "$2")
-sinks:
-  out:
-    type: console
-    inputs: [detect]
-    encoding:
-      codec: json
-EOF
+. bench/vector-config.sh   # vector_config
+config() { # index, program -> $OUT/index.yaml
+    vector_config "$OUT/$1.yaml" "file: $(realpath "$2")"
 }
 : > "$OUT/empty.ndjson"
 for i in "${!programs[@]}"; do
