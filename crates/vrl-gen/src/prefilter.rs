@@ -65,14 +65,14 @@ fn expression(requirement: &Requirement, needs_lower: &mut bool) -> Option<Strin
                 .iter()
                 .filter_map(|r| expression(r, needs_lower))
                 .collect();
-            join(parts, " && ")
+            balanced(&parts, " && ")
         }
         Requirement::AnyOf(items) => {
             let mut parts = Vec::with_capacity(items.len());
             for item in items {
                 parts.push(expression(item, needs_lower)?);
             }
-            join(parts, " || ")
+            balanced(&parts, " || ")
         }
         // A guard only makes the native search faster; VRL searches literal by literal.
         Requirement::Guarded { then, .. } => expression(then, needs_lower),
@@ -81,13 +81,9 @@ fn expression(requirement: &Requirement, needs_lower: &mut bool) -> Option<Strin
             for needle in set.needles() {
                 parts.push(search(needle, needs_lower)?);
             }
-            join(parts, " || ")
+            balanced(&parts, " || ")
         }
     }
-}
-
-fn join(parts: Vec<String>, operator: &str) -> Option<String> {
-    balanced(&parts, operator)
 }
 
 fn search(needle: &Needle, needs_lower: &mut bool) -> Option<String> {

@@ -85,7 +85,7 @@ pub fn normalise(code: &mut Code, text: &str, out: &str) {
     ));
     code.open(&format!("if {ok} {{"));
     // days_from_civil (H. Hinnant), then seconds since the epoch in UTC. Each quotient is
-    // its own statement: nested, the expressions would repeat their operands.
+    // its own statement (see `div`).
     let (yy, era, yoe, doy, days, secs) = ("_tyy", "_tera", "_tyoe", "_tdoy", "_tdays", "_tsecs");
     code.line(&format!("{yy} = {y}"));
     code.line(&format!("if {mo} <= 2 {{ {yy} = {y} - 1 }}"));
