@@ -1,6 +1,7 @@
 //! The literal prefilter against the full evaluator: a prefilter rejection implies no match,
 //! for the seed rule and for arbitrary queries (first line: the query; the rest: a document);
-//! and on valid text, told what validation found of its escapes, it answers as it does alone.
+//! on valid text, told what validation found of its escapes, it answers as it does alone; and
+//! rebuilt from its terms (as a component's host runs it), it answers as the detector's own.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,6 +19,13 @@ fn check(detector: &Detector, document: &[u8]) {
             "the prefilter answered differently on validated text"
         );
     }
+    // Rebuilt from its terms, as a component's host rebuilds it, it answers as it does here.
+    let rebuilt = vmext_engine::Requirement::from_terms(&detector.prefilter().terms());
+    assert_eq!(
+        rebuilt.map(|r| r.admits(document)),
+        Ok(detector.may_match(document)),
+        "the prefilter rebuilt from its terms answered differently"
+    );
     if let Ok(list) = detector.explain(document)
         && list.iter().any(|e| matches!(e.verdict, Verdict::Alert(_)))
     {

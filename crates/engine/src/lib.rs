@@ -36,4 +36,6 @@ pub use detector::{
 pub use exceptions::{Exceptions, ExceptionsError, Suppression};
 pub use profile::{Profile, ProfileError, ProfileName};
 pub use rule::{Rule, RuleError, SEED_RULE_TOML};
-pub use vmext_kql::{Explanation, MAX_QUERY_BYTES, Query, SyntaxError};
+pub use vmext_kql::{
+    Explanation, MAX_QUERY_BYTES, MAX_TERM_DEPTH, Query, Requirement, SyntaxError, Term, TermsError,
+};

@@ -314,8 +314,14 @@ fn alerts(detector: &Detector, text: &[u8]) -> usize {
 }
 
 /// The prefilter never rejects a record the detector alerts on, and the fast path (prefilter,
-/// then evaluation) gives the same alerts as the explained path.
+/// then evaluation) gives the same alerts as the explained path. The prefilter rebuilt from its
+/// terms, as a component's host rebuilds it, answers as the detector's own.
 fn prefilter_is_sound(detector: &Detector, text: &str) -> Result<(), TestCaseError> {
+    let rebuilt = vmext_engine::Requirement::from_terms(&detector.prefilter().terms());
+    prop_assert_eq!(
+        rebuilt.map(|r| r.admits(text.as_bytes())),
+        Ok(detector.may_match(text.as_bytes()))
+    );
     let alerted = alerts(detector, text.as_bytes());
     if alerted > 0 {
         prop_assert!(
@@ -576,5 +582,12 @@ proptest! {
         if alerts(&detector, text.as_bytes()) > 0 {
             prop_assert!(detector.may_match(text.as_bytes()), "{query} rejected {text}");
         }
+        // Rebuilt from its terms, as a component's host rebuilds it, it answers the same.
+        let rebuilt = vmext_engine::Requirement::from_terms(&detector.prefilter().terms());
+        prop_assert_eq!(
+            rebuilt.map(|r| r.admits(text.as_bytes())),
+            Ok(detector.may_match(text.as_bytes())),
+            "{}", query
+        );
     }
 }

@@ -27,7 +27,7 @@ mod wildcard;
 pub use ast::Node;
 pub use explain::{Explanation, MAX_VALUE_CHARS, MAX_VALUES_SHOWN};
 pub use parser::{MAX_NESTING, MAX_QUERY_BYTES, SyntaxError, parse};
-pub use prefilter::{Presence, Requirement};
+pub use prefilter::{MAX_TERM_DEPTH, MAX_TERMS, Presence, Requirement, Term, TermsError};
 pub use wildcard::{Wildcard, glob_match};
 
 use vmext_json::Value;

@@ -16,8 +16,9 @@
 //!   canonicalises to text containing the canonical literal. Records with no escape other than
 //!   `\"` and `\\` are already canonical and are searched as they are.
 //! * What a field's value looks like in the text depends on the record's shape: in a raw Azure
-//!   export, `event.outcome` is computed from `resultType` and is not in the text at all. The
-//!   caller describes each shape with a [`FieldPresence`] function and the requirement is the
+//!   export, `event.type` is computed from the category and is not in the text at all, and
+//!   `event.outcome` is `resultType` lower-cased, in the text only up to ASCII case. The caller
+//!   describes each shape with a [`FieldPresence`] function and the requirement is the
 //!   disjunction over shapes.
 
 use std::collections::HashSet;
@@ -1057,6 +1058,176 @@ impl Requirement {
     }
 }
 
+/// One term of a requirement written out flat, in prefix order: [`Term::All`] and
+/// [`Term::AnyOf`] are followed by their operands. This is how a requirement crosses a boundary
+/// that has no recursive types, such as the component's WIT interface, so that a host can run
+/// the guest's prefilter itself ([`Requirement::terms`], [`Requirement::from_terms`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    /// Always satisfied.
+    Anything,
+    /// Never satisfied.
+    Nothing,
+    /// The text contains the literal, in canonical JSON spelling (see the module's doc), up to
+    /// ASCII case when `case_insensitive`.
+    Contains {
+        /// The literal as the query wrote it.
+        literal: String,
+        /// Whether it is matched up to ASCII case.
+        case_insensitive: bool,
+    },
+    /// All of the next this many requirements hold.
+    All(u32),
+    /// At least one of the next this many requirements holds.
+    AnyOf(u32),
+}
+
+/// Why a list of [`Term`]s is not one requirement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TermsError {
+    /// The list ends before the last operator has all its operands.
+    #[error("the terms end before an operator has all its operands")]
+    Truncated,
+    /// Terms follow the one requirement the list should hold.
+    #[error("terms follow the end of the requirement, from term {0}")]
+    Trailing(usize),
+    /// Operators nest deeper than [`MAX_TERM_DEPTH`].
+    #[error("the terms nest deeper than {MAX_TERM_DEPTH} operators")]
+    TooDeep,
+    /// The list is longer than [`MAX_TERMS`].
+    #[error("more than {MAX_TERMS} terms")]
+    TooMany,
+}
+
+/// The deepest nesting of operators [`Requirement::from_terms`] takes. A requirement derived
+/// from a query nests about as deep as the query, which nests at most [`crate::MAX_NESTING`]
+/// levels (factoring a shared conjunct out of a disjunction, and the disjunction over shapes,
+/// each add a level); the bound leaves room for that four times over and keeps a hostile list
+/// from exhausting the stack of the functions that walk the requirement.
+pub const MAX_TERM_DEPTH: usize = 4 * crate::parser::MAX_NESTING;
+
+/// The most terms [`Requirement::from_terms`] takes.
+pub const MAX_TERMS: usize = 1 << 20;
+
+impl Requirement {
+    /// The requirement as flat terms in prefix order. Guards and folded sets are ways of
+    /// searching, not part of the formula: a guarded requirement is written as the requirement
+    /// behind the guard (which implies the guard), a folded set as the disjunction of its
+    /// literals.
+    pub fn terms(&self) -> Vec<Term> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let contains = |n: &Needle| Term::Contains {
+            literal: n.literal.clone(),
+            case_insensitive: n.folded,
+        };
+        while let Some(r) = stack.pop() {
+            match r {
+                Requirement::Anything => out.push(Term::Anything),
+                Requirement::Nothing => out.push(Term::Nothing),
+                Requirement::Contains(n) => out.push(contains(n)),
+                Requirement::All(items) => {
+                    out.push(Term::All(count(items.len())));
+                    stack.extend(items.iter().rev());
+                }
+                Requirement::AnyOf(items) => {
+                    out.push(Term::AnyOf(count(items.len())));
+                    stack.extend(items.iter().rev());
+                }
+                Requirement::AnyFolded(set) => {
+                    out.push(Term::AnyOf(count(set.needles.len())));
+                    out.extend(set.needles.iter().map(contains));
+                }
+                Requirement::Guarded { then, .. } => stack.push(then),
+            }
+        }
+        out
+    }
+
+    /// The requirement that `terms` write out, finished as [`Requirement::derive`] finishes
+    /// one (simplified, with guards and searches chosen): it admits exactly the texts the
+    /// requirement that wrote the terms admits. A list that is not one well-formed
+    /// requirement, or nests or runs longer than the bounds, is an error.
+    pub fn from_terms(terms: &[Term]) -> Result<Requirement, TermsError> {
+        if terms.len() > MAX_TERMS {
+            return Err(TermsError::TooMany);
+        }
+        /// An operator still taking operands.
+        struct Open {
+            all: bool,
+            wanted: usize,
+            items: Vec<Requirement>,
+        }
+        let mut open: Vec<Open> = Vec::new();
+        for (i, term) in terms.iter().enumerate() {
+            let mut done = match term {
+                Term::Anything => Requirement::Anything,
+                Term::Nothing => Requirement::Nothing,
+                // Every text contains the empty literal (a folded set could not anchor it).
+                Term::Contains { literal, .. } if literal.is_empty() => Requirement::Anything,
+                Term::Contains {
+                    literal,
+                    case_insensitive,
+                } => Requirement::Contains(Box::new(if *case_insensitive {
+                    Needle::case_insensitive(literal)
+                } else {
+                    Needle::new(literal)
+                })),
+                Term::All(n) | Term::AnyOf(n) => {
+                    let all = matches!(term, Term::All(_));
+                    let wanted = usize::try_from(*n).unwrap_or(usize::MAX);
+                    if wanted == 0 {
+                        // Complete at once: `All` of nothing holds, `AnyOf` of nothing fails.
+                        close(all, Vec::new())
+                    } else if wanted > terms.len() - i - 1 {
+                        return Err(TermsError::Truncated);
+                    } else if open.len() >= MAX_TERM_DEPTH {
+                        return Err(TermsError::TooDeep);
+                    } else {
+                        open.push(Open {
+                            all,
+                            wanted,
+                            items: Vec::new(),
+                        });
+                        continue;
+                    }
+                }
+            };
+            // Hand the finished requirement to its operator, closing every operator it
+            // completes.
+            loop {
+                match open.last_mut() {
+                    None => {
+                        return match terms.len() - i - 1 {
+                            0 => Ok(done.simplify().with_guards().with_lone_pairs()),
+                            _ => Err(TermsError::Trailing(i + 1)),
+                        };
+                    }
+                    Some(o) => {
+                        o.items.push(done);
+                        if o.items.len() < o.wanted {
+                            break;
+                        }
+                    }
+                }
+                let Some(o) = open.pop() else { break };
+                done = close(o.all, o.items);
+            }
+        }
+        Err(TermsError::Truncated)
+    }
+}
+
+/// A conjunction or disjunction of finished operands.
+fn close(all: bool, items: Vec<Requirement>) -> Requirement {
+    if all {
+        Requirement::All(items)
+    } else {
+        Requirement::AnyOf(items)
+    }
+}
+
 /// The folded requirement an alternative checks first: itself if it is a folded literal or
 /// set, else the first such conjunct of a conjunction; `None` if it has none.
 fn first_folded(r: &Requirement) -> Option<&Requirement> {
@@ -1821,5 +1992,155 @@ mod tests {
             Presence::Absent
         });
         assert_eq!(n, Requirement::Anything);
+    }
+
+    /// Evaluates terms directly, by brute force: what [`Requirement::from_terms`] must agree
+    /// with on text without escapes (which is its own canonical spelling). Returns the verdict
+    /// and how many terms it read.
+    fn brute(terms: &[Term], text: &[u8]) -> (bool, usize) {
+        match &terms[0] {
+            Term::Anything => (true, 1),
+            Term::Nothing => (false, 1),
+            Term::Contains {
+                literal,
+                case_insensitive,
+            } => {
+                let l = literal.as_bytes();
+                let found = l.is_empty()
+                    || text.windows(l.len()).any(|w| {
+                        if *case_insensitive {
+                            w.eq_ignore_ascii_case(l)
+                        } else {
+                            w == l
+                        }
+                    });
+                (found, 1)
+            }
+            Term::All(n) | Term::AnyOf(n) => {
+                let all = matches!(terms[0], Term::All(_));
+                let mut read = 1;
+                let mut verdict = all;
+                for _ in 0..*n {
+                    let (v, r) = brute(&terms[read..], text);
+                    read += r;
+                    verdict = if all { verdict && v } else { verdict || v };
+                }
+                (verdict, read)
+            }
+        }
+    }
+
+    /// Random well-formed terms over a small alphabet, `depth` operators deep at most.
+    fn random_terms(rng: &mut vmext_test_support::SplitMix64, depth: u32, out: &mut Vec<Term>) {
+        let alphabet = b"aBc/.D";
+        match rng.below(if depth == 0 { 3 } else { 5 }) {
+            0 => out.push(if rng.below(6) == 0 {
+                Term::Anything
+            } else {
+                Term::Nothing
+            }),
+            1 | 2 => {
+                // Now and then the empty literal, which every text contains.
+                let len = rng.below(5) as usize;
+                let literal = (0..len)
+                    .map(|_| char::from(alphabet[rng.below(alphabet.len() as u64) as usize]))
+                    .collect();
+                out.push(Term::Contains {
+                    literal,
+                    case_insensitive: rng.below(2) == 0,
+                });
+            }
+            op => {
+                let n = rng.below(4) as u32;
+                out.push(if op == 3 {
+                    Term::All(n)
+                } else {
+                    Term::AnyOf(n)
+                });
+                for _ in 0..n {
+                    random_terms(rng, depth - 1, out);
+                }
+            }
+        }
+    }
+
+    /// A requirement rebuilt from terms admits exactly the texts the terms describe, and a
+    /// requirement written out as terms and rebuilt admits what it admitted: on random
+    /// formulas (with the guards and folded sets simplification makes of them) and texts.
+    #[test]
+    fn requirements_cross_as_terms_and_admit_the_same_texts() {
+        let mut rng = vmext_test_support::SplitMix64(19);
+        let alphabet = b"aAbBcC/.dD";
+        for _ in 0..4_000 {
+            let mut terms = Vec::new();
+            random_terms(&mut rng, 4, &mut terms);
+            let built = Requirement::from_terms(&terms).unwrap();
+            let again = Requirement::from_terms(&built.terms()).unwrap();
+            for _ in 0..8 {
+                let len = rng.below(24) as usize;
+                let text: Vec<u8> = (0..len)
+                    .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                    .collect();
+                let expected = brute(&terms, &text).0;
+                let shown = String::from_utf8_lossy(&text);
+                assert_eq!(built.admits(&text), expected, "{terms:?} on {shown}");
+                assert_eq!(again.admits(&text), expected, "{built:?} on {shown}");
+            }
+        }
+    }
+
+    /// A requirement's terms survive the crossing: rebuilding gives the same terms again.
+    #[test]
+    fn a_derived_requirement_rebuilds_to_its_own_terms() {
+        let query = crate::parse(
+            r#"event.dataset: "azure.activitylogs" and azure.activitylogs.operation_name: (
+                "MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE" or
+                "MICROSOFT.COMPUTE/VIRTUALMACHINES/RUNCOMMAND/ACTION") and
+                (event.outcome: success or azure.resource.id: *CUSTOMSCRIPT*)"#,
+        )
+        .unwrap();
+        for presence in [Presence::Verbatim, Presence::CaseInsensitive] {
+            let derived = Requirement::derive(&query, &|_: &str| presence);
+            let rebuilt = Requirement::from_terms(&derived.terms()).unwrap();
+            assert_eq!(rebuilt.terms(), derived.terms());
+            assert_eq!(rebuilt, derived);
+        }
+    }
+
+    #[test]
+    fn malformed_terms_are_errors() {
+        let contains = Term::Contains {
+            literal: "x".into(),
+            case_insensitive: false,
+        };
+        assert_eq!(Requirement::from_terms(&[]), Err(TermsError::Truncated));
+        assert_eq!(
+            Requirement::from_terms(&[Term::All(2), contains.clone()]),
+            Err(TermsError::Truncated)
+        );
+        assert_eq!(
+            Requirement::from_terms(&[Term::AnyOf(u32::MAX), contains.clone()]),
+            Err(TermsError::Truncated)
+        );
+        assert_eq!(
+            Requirement::from_terms(&[contains.clone(), Term::Nothing]),
+            Err(TermsError::Trailing(1))
+        );
+        let deep: Vec<Term> = std::iter::repeat_n(Term::All(1), MAX_TERM_DEPTH + 1)
+            .chain([contains.clone()])
+            .collect();
+        assert_eq!(Requirement::from_terms(&deep), Err(TermsError::TooDeep));
+        let deep_enough = &deep[1..];
+        assert!(Requirement::from_terms(deep_enough).is_ok());
+        let many = vec![Term::Nothing; MAX_TERMS + 1];
+        assert_eq!(Requirement::from_terms(&many), Err(TermsError::TooMany));
+        assert_eq!(
+            Requirement::from_terms(&[Term::All(0)]),
+            Ok(Requirement::Anything)
+        );
+        assert_eq!(
+            Requirement::from_terms(&[Term::AnyOf(0)]),
+            Ok(Requirement::Nothing)
+        );
     }
 }
