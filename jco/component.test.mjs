@@ -107,3 +107,62 @@ test('documents end to end in a chunk give what a batch of them gives, bad ends 
   }
   assert.deepEqual(summary([odd[2]]), summary([odd[0]]));
 });
+
+// The prefilter as a host other than vmext-detect would run it, written from the WIT's words
+// alone: the document's text in canonical spelling (escapes decoded, except those of `"`, `\`
+// and control characters, written `\"`, `\\` and `\u00xx`), searched for each needle, up to
+// ASCII case where the needle says so.
+function canonical(text) {
+  const hex = (n) => `\\u${n.toString(16).padStart(4, '0')}`;
+  const spell = (c) => (c === 0x22 ? '\\"' : c === 0x5c ? '\\\\' : c < 0x20 ? hex(c) : String.fromCodePoint(c));
+  const simple = { '"': 0x22, '\\': 0x5c, '/': 0x2f, b: 0x08, f: 0x0c, n: 0x0a, r: 0x0d, t: 0x09 };
+  return text.replace(/\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(.))/g,
+    (_, high, low, unit, c) => {
+      if (high !== undefined) {
+        return String.fromCodePoint(0x10000 + ((parseInt(high, 16) - 0xd800) << 10) + (parseInt(low, 16) - 0xdc00));
+      }
+      return spell(unit !== undefined ? parseInt(unit, 16) : simple[c]);
+    });
+}
+
+function holds(terms, text) {
+  let at = 0;
+  const next = () => {
+    const term = terms[at++];
+    switch (term.tag) {
+      case 'anything': return true;
+      case 'nothing': return false;
+      case 'contains': {
+        const { literal, caseInsensitive } = term.val;
+        const needle = canonical(JSON.stringify(literal).slice(1, -1));
+        const up = (s) => s.replace(/[a-z]/g, (c) => c.toUpperCase());
+        return caseInsensitive ? up(text).includes(up(needle)) : text.includes(needle);
+      }
+      default: {
+        // Every operand is read, whatever the verdict, so that `at` moves past all of them.
+        const verdicts = Array.from({ length: term.val }, next);
+        return term.tag === 'all' ? verdicts.every(Boolean) : verdicts.some(Boolean);
+      }
+    }
+  };
+  const verdict = next();
+  assert.equal(at, terms.length, 'the formula is one tree');
+  return verdict;
+}
+
+test('a host that runs the exported prefilter rejects what evaluate rejects', () => {
+  const documents = fixtures.map((file) => readFileSync(`${root}${file}`));
+  let rejected = 0;
+  for (const profile of ['faithful', 'hardened']) {
+    const d = detector.Detector.configure({ tag: 'seed' }, profile, undefined);
+    const terms = d.prefilter();
+    assert.ok(terms.some((t) => t.tag === 'contains'), JSON.stringify(terms));
+    for (const [i, doc] of documents.entries()) {
+      const inGuest = d.evaluate(doc, false).tag === 'rejected';
+      const text = canonical(new TextDecoder().decode(doc));
+      assert.equal(!holds(terms, text), inGuest, `${profile} ${fixtures[i]}`);
+      rejected += inGuest;
+    }
+  }
+  assert.ok(rejected > 10, `${rejected} rejected`);
+});

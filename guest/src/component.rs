@@ -2,7 +2,7 @@
 
 use vmext_engine::{
     BuildError, Detector, Evaluation, Explanation, Outcome, ProfileName, RecordError, Rule,
-    RuleError, RuleSource, Shape, Verdict,
+    RuleError, RuleSource, Shape, Term, Verdict,
 };
 
 wit_bindgen::generate!({
@@ -83,6 +83,28 @@ impl api::GuestDetector for DetectorResource {
                 let document = chunk.get(start.min(end)..end).unwrap_or_default();
                 start = end;
                 evaluate(&self.detector, document, explain)
+            })
+            .collect()
+    }
+
+    fn prefilter(&self) -> Vec<api::PrefilterTerm> {
+        crate::test_hooks::apply(self.detector.query().source().as_bytes());
+        self.detector
+            .prefilter()
+            .terms()
+            .into_iter()
+            .map(|term| match term {
+                Term::Anything => api::PrefilterTerm::Anything,
+                Term::Nothing => api::PrefilterTerm::Nothing,
+                Term::Contains {
+                    literal,
+                    case_insensitive,
+                } => api::PrefilterTerm::Contains(api::Needle {
+                    literal,
+                    case_insensitive,
+                }),
+                Term::All(n) => api::PrefilterTerm::All(n),
+                Term::AnyOf(n) => api::PrefilterTerm::AnyOf(n),
             })
             .collect()
     }

@@ -35,7 +35,8 @@ pub mod web;
 pub mod web_api;
 
 /// Test-only behaviour injected into the adapters (feature `test-hooks`): lets the host's tests
-/// prove that a trap or an endless loop inside the guest costs one record, not the scan.
+/// prove that a trap or an endless loop inside the guest costs one record, not the scan. The
+/// component's `prefilter` acts on the markers in the rule's query.
 pub mod test_hooks {
     /// A record containing this marker makes the guest panic (a trap in WebAssembly).
     pub const TRAP_MARKER: &str = "__vmext_test_trap__";

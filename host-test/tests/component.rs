@@ -87,7 +87,7 @@ fn component_imports_only_what_std_declares() {
             "{imports:?}"
         );
     }
-    assert_eq!(rt.exports(), vec!["vmext:detect/detector@0.4.0".to_owned()]);
+    assert_eq!(rt.exports(), vec!["vmext:detect/detector@0.5.0".to_owned()]);
 }
 
 #[test]
@@ -253,6 +253,42 @@ fn trap_and_endless_loop_cost_one_document_each() {
     assert_eq!(batch[0], "alert");
     assert!(batch[1].starts_with("failed"));
     assert_eq!(batch[2], "alert");
+}
+
+/// A guest whose `prefilter` traps or never returns costs no document: the host starts a fresh
+/// instance, leaves the prefilter to the guest, and every fixture gets the native verdict.
+#[test]
+fn a_prefilter_that_traps_or_hangs_is_left_to_the_guest() {
+    let limits = Limits {
+        memory_bytes: 64 << 20,
+        deadline: Duration::from_millis(300),
+    };
+    for marker in ["__vmext_test_trap__", "__vmext_test_loop__"] {
+        let query = format!(
+            r#"event.action: "MICROSOFT.COMPUTE/VIRTUALMACHINES/EXTENSIONS/WRITE" or message: "{marker}""#
+        );
+        let mut c = ComponentEvaluator::new(
+            runtime(Artefact::ComponentWithTestHooks),
+            RuleSource::Query(query.clone()),
+            limits,
+        )
+        .unwrap();
+        assert!(c.prefilter().is_none(), "{marker}");
+        let mut native = NativeEvaluator::new(Detector::new(
+            vmext_engine::Rule::from_query(&query).unwrap(),
+        ));
+        let mut rejected = 0;
+        for path in fixture_files() {
+            let text = std::fs::read(&path).unwrap();
+            assert!(!c.rejects(&text));
+            let verdict = c.evaluate(&text, false);
+            assert_eq!(verdict, native.evaluate(&text, false), "{}", path.display());
+            rejected += usize::from(verdict == DocumentResult::Rejected);
+        }
+        // The guest applied the prefilter itself, and no call needed a fresh instance.
+        assert!(rejected > 10, "{rejected}");
+        assert_eq!(c.restarts(), 0);
+    }
 }
 
 /// A document too large for the memory cap fails alone; smaller documents go on.
@@ -437,6 +473,85 @@ fn profiles_and_exceptions_through_the_component_equal_native() {
     }
     assert!(suppressed >= 9 + 9, "{suppressed}");
     assert!(hardened_alerts > 27, "{hardened_alerts}");
+}
+
+/// The guest's prefilter crosses the boundary whole (`prefilter`, WIT 0.5.0): for the seed rule
+/// in each profile, with exceptions, and for rules of the user's own, the requirement the host
+/// rebuilds from the component's terms is the engine's, and the host rejects exactly the
+/// documents the guest itself answers `rejected` for: every fixture, and generated corpora of
+/// both shapes with matches and near misses.
+#[test]
+fn the_guests_prefilter_runs_in_the_host_as_in_the_guest() {
+    use host_test::generate::{CorpusShape, CorpusSpec, generate};
+    let exceptions =
+        std::fs::read_to_string(repo_root().join("fixtures/exceptions/known-good-automation.json"))
+            .unwrap();
+    let mut documents: Vec<Vec<u8>> = fixture_files()
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    for shape in [CorpusShape::Ecs, CorpusShape::Raw] {
+        let spec = CorpusSpec {
+            records: 400,
+            shape,
+            true_positive_rate: 0.1,
+            near_miss_rate: 0.3,
+            seed: 5,
+        };
+        let mut out = Vec::new();
+        generate(&spec, &mut out).unwrap();
+        documents.extend(out.split(|b| *b == b'\n').map(<[u8]>::to_vec));
+    }
+    let rules = [
+        (RuleSource::Seed, ProfileName::Faithful, None),
+        (RuleSource::Seed, ProfileName::Hardened, None),
+        (RuleSource::Seed, ProfileName::Hardened, Some(exceptions)),
+        (
+            RuleSource::Query(r#"azure.activitylogs.identity.claims_initiated_by_user.name: *admin* or event.action: "MICROSOFT.COMPUTE/DISKS/BEGINGETACCESS/ACTION""#.into()),
+            ProfileName::Faithful,
+            None,
+        ),
+        (RuleSource::Query("not event.outcome: failure".into()), ProfileName::Faithful, None),
+    ];
+    let (mut rejected, mut admitted) = (0, 0);
+    for (rule, profile, exceptions) in rules {
+        let detector = Detector::build(rule.for_engine(), profile, exceptions.as_deref()).unwrap();
+        let options = DetectorOptions {
+            profile,
+            exceptions,
+        };
+        let mut component = ComponentEvaluator::configured(
+            runtime(Artefact::Component),
+            rule,
+            options,
+            Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            component.prefilter(),
+            Some(detector.prefilter()),
+            "{profile:?}"
+        );
+        for text in &documents {
+            let in_guest = component.evaluate(text, false) == DocumentResult::Rejected;
+            assert_eq!(
+                component.rejects(text),
+                in_guest,
+                "{profile:?}: {}",
+                String::from_utf8_lossy(text)
+            );
+            if in_guest {
+                rejected += 1;
+            } else {
+                admitted += 1;
+            }
+        }
+    }
+    // Both answers were exercised, many times each.
+    assert!(
+        rejected > 1000 && admitted > 500,
+        "{rejected} rejected, {admitted} admitted"
+    );
 }
 
 /// A profile or an exception list the engine refuses is an error value from `configure`.

@@ -172,24 +172,23 @@ fn load(args: &RuleArgs) -> Result<Loaded> {
         profile: args.profile.into(),
         exceptions,
     };
-    let source = match &rule {
-        RuleSource::Seed => vmext_engine::RuleSource::Seed,
-        RuleSource::Toml(text) => vmext_engine::RuleSource::Toml(text),
-        RuleSource::Query(text) => vmext_engine::RuleSource::Query(text),
-    };
-    let detector = Detector::build(source, options.profile, options.exceptions.as_deref())
-        .map_err(|e| {
-            // Name the file the error is in.
-            let file = match &e {
-                BuildError::Rule(_) => args.rule.as_deref(),
-                BuildError::Exceptions(_) => args.exceptions.as_deref(),
-                _ => None,
-            };
-            match file {
-                Some(path) => anyhow::Error::new(e).context(path.display().to_string()),
-                None => anyhow::Error::new(e),
-            }
-        })?;
+    let detector = Detector::build(
+        rule.for_engine(),
+        options.profile,
+        options.exceptions.as_deref(),
+    )
+    .map_err(|e| {
+        // Name the file the error is in.
+        let file = match &e {
+            BuildError::Rule(_) => args.rule.as_deref(),
+            BuildError::Exceptions(_) => args.exceptions.as_deref(),
+            _ => None,
+        };
+        match file {
+            Some(path) => anyhow::Error::new(e).context(path.display().to_string()),
+            None => anyhow::Error::new(e),
+        }
+    })?;
     Ok(Loaded {
         rule,
         options,

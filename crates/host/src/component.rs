@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use vmext_engine::{Explanation, ProfileName};
+use vmext_engine::{Explanation, ProfileName, Requirement, Term};
 use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
@@ -94,6 +94,17 @@ pub enum RuleSource {
     Toml(String),
     /// A bare KQL query.
     Query(String),
+}
+
+impl RuleSource {
+    /// The same source for the engine linked into this process.
+    pub fn for_engine(&self) -> vmext_engine::RuleSource<'_> {
+        match self {
+            RuleSource::Seed => vmext_engine::RuleSource::Seed,
+            RuleSource::Toml(text) => vmext_engine::RuleSource::Toml(text),
+            RuleSource::Query(text) => vmext_engine::RuleSource::Query(text),
+        }
+    }
 }
 
 /// The profile and exceptions a detector is configured with (default: faithful, none).
@@ -311,6 +322,10 @@ pub struct ComponentEvaluator {
     options: DetectorOptions,
     limits: Limits,
     live: Live,
+    /// The guest's own prefilter (its `prefilter` export), run in this process so that a
+    /// document it rejects is not copied into the guest; `None` if the guest's formula could
+    /// not be had or rebuilt, and the guest applies it itself.
+    prefilter: Option<Requirement>,
     /// Instances replaced after a trap or a limit.
     restarts: u64,
 }
@@ -333,15 +348,33 @@ impl ComponentEvaluator {
         options: DetectorOptions,
         limits: Limits,
     ) -> Result<Self, SetupError> {
-        let live = instantiate(&runtime, &rule, &options, limits)?;
+        let mut live = instantiate(&runtime, &rule, &options, limits)?;
+        let prefilter = match live.call(&limits, |d, store, detector| {
+            d.call_prefilter(store, detector)
+        }) {
+            Ok(terms) => rebuild_prefilter(&terms),
+            Err(_) => {
+                // An instance that trapped cannot be called again: start afresh, and leave
+                // the prefilter to the guest.
+                live = instantiate(&runtime, &rule, &options, limits)?;
+                None
+            }
+        };
         Ok(ComponentEvaluator {
             runtime,
             rule,
             options,
             limits,
             live,
+            prefilter,
             restarts: 0,
         })
+    }
+
+    /// The guest's prefilter as this process runs it (see [`Evaluator::rejects`]), or `None`
+    /// when the guest applies it itself.
+    pub fn prefilter(&self) -> Option<&Requirement> {
+        self.prefilter.as_ref()
     }
 
     /// How many times a fresh instance replaced one that trapped or hit a limit.
@@ -404,9 +437,33 @@ fn instantiate(
     })
 }
 
+/// The guest's prefilter formula as a requirement of this process, or `None` if the terms are
+/// not one well-formed formula within the bounds (then the guest keeps applying it).
+fn rebuild_prefilter(terms: &[api::PrefilterTerm]) -> Option<Requirement> {
+    let terms: Vec<Term> = terms
+        .iter()
+        .map(|t| match t {
+            api::PrefilterTerm::Anything => Term::Anything,
+            api::PrefilterTerm::Nothing => Term::Nothing,
+            api::PrefilterTerm::Contains(n) => Term::Contains {
+                literal: n.literal.clone(),
+                case_insensitive: n.case_insensitive,
+            },
+            api::PrefilterTerm::All(n) => Term::All(*n),
+            api::PrefilterTerm::AnyOf(n) => Term::AnyOf(*n),
+        })
+        .collect();
+    Requirement::from_terms(&terms).ok()
+}
+
 impl Evaluator for ComponentEvaluator {
     fn prefers_batches(&self) -> bool {
         true
+    }
+
+    /// The guest's own prefilter, run natively: what `evaluate` would answer `rejected` for.
+    fn rejects(&self, document: &[u8]) -> bool {
+        self.prefilter.as_ref().is_some_and(|r| !r.admits(document))
     }
 
     /// One call for the whole chunk; if a document traps, the chunk is retried one document
@@ -615,4 +672,44 @@ fn unflatten(clauses: &[api::Clause]) -> Explanation {
         seen: Vec::new(),
         children: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contains(literal: &str) -> api::PrefilterTerm {
+        api::PrefilterTerm::Contains(api::Needle {
+            literal: literal.to_owned(),
+            case_insensitive: false,
+        })
+    }
+
+    /// A formula the host cannot rebuild leaves the prefilter to the guest; one it can gives
+    /// the requirement its terms describe.
+    #[test]
+    fn only_a_well_formed_formula_is_run_here() {
+        use api::PrefilterTerm::{All, AnyOf, Nothing};
+        for malformed in [
+            vec![],
+            vec![All(2), contains("a")],
+            vec![contains("a"), Nothing],
+            std::iter::repeat_n(AnyOf(1), vmext_engine::MAX_TERM_DEPTH + 1)
+                .chain([contains("a")])
+                .collect(),
+        ] {
+            assert!(rebuild_prefilter(&malformed).is_none(), "{malformed:?}");
+        }
+        let rebuilt = rebuild_prefilter(&[All(2), contains("WRITE"), contains("User")]);
+        let rebuilt = rebuilt.as_ref().map(Requirement::terms);
+        let contains = |l: &str| Term::Contains {
+            literal: l.to_owned(),
+            case_insensitive: false,
+        };
+        // Longest literal first, as the engine orders a conjunction.
+        assert_eq!(
+            rebuilt,
+            Some(vec![Term::All(2), contains("WRITE"), contains("User")])
+        );
+    }
 }

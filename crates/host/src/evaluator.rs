@@ -44,6 +44,15 @@ pub trait Evaluator {
         false
     }
 
+    /// Whether this process proves, without handing the document over, that it cannot match:
+    /// the evaluator's own prefilter, run here. A scan gives such a document the verdict
+    /// [`DocumentResult::Rejected`], the one [`Evaluator::evaluate`] would give it, without the
+    /// call (never with `explain`, which skips the prefilter). The default proves nothing:
+    /// for the engine in this process, `evaluate` runs the same prefilter without a copy.
+    fn rejects(&self, _document: &[u8]) -> bool {
+        false
+    }
+
     /// Evaluates members of one `{"records":[…]}` envelope that the caller split apart (see
     /// `vmext_engine::documents::envelope_members`), numbered from `first_index`, with one
     /// result per member: the result it has in the whole envelope. A member the artefact

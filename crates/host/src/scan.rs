@@ -274,6 +274,9 @@ pub fn scan(
                                 },
                             )
                         }
+                        None if !explain && evaluator.rejects(text) => {
+                            sink.write(line, DocumentResult::Rejected, &mut summary)
+                        }
                         None if batched => {
                             flush(evaluator, &mut batch, explain, &mut sink, &mut summary).and_then(
                                 |()| {
@@ -287,6 +290,11 @@ pub fn scan(
                             sink.write(line, result, &mut summary)
                         }
                     }
+                }
+                // Rejected where it was framed, by the evaluator's own prefilter: only its
+                // count is written, so it need not wait for the batch before it.
+                Frame::Document { line, text } if !explain && evaluator.rejects(text) => {
+                    sink.write(line, DocumentResult::Rejected, &mut summary)
                 }
                 Frame::Document { line, text } if batched => {
                     batch.push(line, text);
