@@ -22,6 +22,10 @@
 //! that contains an ASCII literal in any ASCII case contains it lower-cased once lower-cased
 //! (each ASCII letter lower-cases alone). A folded literal with a character beyond ASCII is
 //! dropped like one with a control character, as Unicode lower-casing depends on context.
+//! With one folded literal, `downcase` is written where it is searched for, so that only the
+//! events that reach that search pay for lower-casing their text (in the faithful profile, the
+//! raw record's outcome, behind the operation name); with several, the lower-cased text is set
+//! once in [`LOWER`].
 
 use vmext_kql::Requirement;
 use vmext_kql::prefilter::Needle;
@@ -37,12 +41,36 @@ pub const LOWER: &str = "_vmext_lower";
 /// [`TEXT`] and (when [`Condition::needs_lower`]) [`LOWER`]. `None` when nothing can be
 /// required of the text: the program then runs its general path for every event.
 pub fn condition(requirement: &Requirement) -> Option<Condition> {
-    let mut needs_lower = false;
-    let expression = expression(requirement, &mut needs_lower)?;
+    let mut lower = if folded_count(requirement) > 1 {
+        Lower::Shared(false)
+    } else {
+        Lower::Inline
+    };
+    let expression = expression(requirement, &mut lower)?;
     Some(Condition {
         expression,
-        needs_lower,
+        needs_lower: lower == Lower::Shared(true),
     })
+}
+
+/// Where a folded literal is searched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lower {
+    /// In `downcase(TEXT)`, written at the search.
+    Inline,
+    /// In [`LOWER`]; `true` once a search reads it.
+    Shared(bool),
+}
+
+/// How many folded literals the requirement searches for.
+fn folded_count(requirement: &Requirement) -> usize {
+    match requirement {
+        Requirement::Contains(needle) => usize::from(needle.is_folded()),
+        Requirement::All(items) | Requirement::AnyOf(items) => items.iter().map(folded_count).sum(),
+        Requirement::Guarded { then, .. } => folded_count(then),
+        Requirement::AnyFolded(set) => set.needles().len(),
+        Requirement::Anything | Requirement::Nothing => 0,
+    }
 }
 
 /// A translated requirement.
@@ -55,38 +83,35 @@ pub struct Condition {
 }
 
 /// `None` stands for "always true".
-fn expression(requirement: &Requirement, needs_lower: &mut bool) -> Option<String> {
+fn expression(requirement: &Requirement, lower: &mut Lower) -> Option<String> {
     match requirement {
         Requirement::Anything => None,
         Requirement::Nothing => Some("false".to_owned()),
-        Requirement::Contains(needle) => search(needle, needs_lower),
+        Requirement::Contains(needle) => search(needle, lower),
         Requirement::All(items) => {
-            let parts: Vec<String> = items
-                .iter()
-                .filter_map(|r| expression(r, needs_lower))
-                .collect();
+            let parts: Vec<String> = items.iter().filter_map(|r| expression(r, lower)).collect();
             balanced(&parts, " && ")
         }
         Requirement::AnyOf(items) => {
             let mut parts = Vec::with_capacity(items.len());
             for item in items {
-                parts.push(expression(item, needs_lower)?);
+                parts.push(expression(item, lower)?);
             }
             balanced(&parts, " || ")
         }
         // A guard only makes the native search faster; VRL searches literal by literal.
-        Requirement::Guarded { then, .. } => expression(then, needs_lower),
+        Requirement::Guarded { then, .. } => expression(then, lower),
         Requirement::AnyFolded(set) => {
             let mut parts = Vec::with_capacity(set.needles().len());
             for needle in set.needles() {
-                parts.push(search(needle, needs_lower)?);
+                parts.push(search(needle, lower)?);
             }
             balanced(&parts, " || ")
         }
     }
 }
 
-fn search(needle: &Needle, needs_lower: &mut bool) -> Option<String> {
+fn search(needle: &Needle, lower: &mut Lower) -> Option<String> {
     let literal = needle.literal();
     if literal.chars().any(char::is_control) {
         return None;
@@ -95,9 +120,14 @@ fn search(needle: &Needle, needs_lower: &mut bool) -> Option<String> {
         if !literal.is_ascii() {
             return None;
         }
-        *needs_lower = true;
-        let lower = needle.canonical().to_ascii_lowercase();
-        return Some(format!("contains({LOWER}, {})", string(&lower)));
+        let literal = string(&needle.canonical().to_ascii_lowercase());
+        return Some(match lower {
+            Lower::Inline => format!("contains(downcase({TEXT}), {literal})"),
+            Lower::Shared(read) => {
+                *read = true;
+                format!("contains({LOWER}, {literal})")
+            }
+        });
     }
     Some(format!("contains({TEXT}, {})", string(needle.canonical())))
 }
@@ -124,8 +154,16 @@ mod tests {
 
     #[test]
     fn folded_literals_are_searched_for_in_the_lower_cased_text() {
+        // One: lower-cased where it is searched for.
         let c = condition(&derive("a:ABC", Presence::CaseInsensitive)).unwrap();
-        assert_eq!(c.expression, r#"contains(_vmext_lower, "abc")"#);
+        assert_eq!(c.expression, r#"contains(downcase(_vmext_text), "abc")"#);
+        assert!(!c.needs_lower);
+        // Several: lower-cased once.
+        let c = condition(&derive("a:ABC and b:xyz", Presence::CaseInsensitive)).unwrap();
+        assert_eq!(
+            c.expression,
+            r#"(contains(_vmext_lower, "abc") && contains(_vmext_lower, "xyz"))"#
+        );
         assert!(c.needs_lower);
     }
 
