@@ -358,7 +358,13 @@ pub const OTHER_KEYS: Write = write(Transform::Activity, &[subtree(ACTIVITY_PREF
 
 /// The fields written from the whole record once its keys are mapped, in order.
 pub const RECORD_WRITES: [Write; 4] = [
-    write(Transform::Outcome, &[leaf("event.outcome", Opaque)]),
+    // In the text up to ASCII case: `resultType` is written lower-cased only when that gives
+    // `success` or `failure`, and no character but an ASCII capital lower-cases to one of
+    // their letters; `properties.result` is written as it is.
+    write(
+        Transform::Outcome,
+        &[leaf("event.outcome", Presence::CaseInsensitive)],
+    ),
     write(
         Transform::DefaultEventCategory,
         &[leaf("azure.activitylogs.event_category", Opaque)],
@@ -404,6 +410,33 @@ pub fn presence_of(field: &str) -> Presence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `event.outcome` is declared in the text up to ASCII case: a `resultType` whose Unicode
+    /// lower-casing is `success` or `failure` is one of them in ASCII letters of either case,
+    /// because no character but an ASCII capital lower-cases to an ASCII letter of theirs.
+    #[test]
+    fn outcome_words_are_in_the_text_up_to_ascii_case() {
+        let letters = "successfailure";
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let lower: String = c.to_lowercase().collect();
+            if lower.len() == 1 && letters.contains(lower.as_str()) {
+                assert!(c.is_ascii_alphabetic(), "{c:?} lower-cases to {lower}");
+            }
+            // A character that lower-cases to several, one of them such a letter, cannot
+            // make the whole word: its other characters are not in the word.
+            if lower.chars().count() > 1 {
+                assert!(
+                    lower.chars().any(|l| !letters.contains(l)),
+                    "{c:?} lower-cases to {lower}"
+                );
+            }
+        }
+        assert_eq!(
+            presence_of("event.outcome"),
+            Presence::CaseInsensitive,
+            "the table and this test describe the same field"
+        );
+    }
 
     #[test]
     fn keys_are_declared_once_and_paths_agree_on_their_presence() {
