@@ -10,7 +10,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -146,25 +146,29 @@ impl From<wasmtime::Error> for SetupError {
 }
 
 /// Advances an engine's epoch every [`EPOCH_TICK`] until dropped.
+///
+/// The thread waits on a channel rather than sleeping, so that dropping the ticker wakes it at
+/// once: a sleeping thread would hold up every run's exit by up to one tick (measured: most of
+/// the component's fixed cost on a small input, BENCHMARKS.md).
 struct Ticker {
-    stop: Arc<AtomicBool>,
+    stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Ticker {
     fn start(engine: Engine) -> std::io::Result<Ticker> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("vmext-epoch".to_owned())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                // Nothing is ever sent: the wait ends by timeout (a tick) or when the sender
+                // is dropped.
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
                     engine.increment_epoch();
                 }
             })?;
         Ok(Ticker {
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -172,7 +176,8 @@ impl Ticker {
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        // Disconnecting the channel wakes the thread from its wait.
+        drop(self.stop.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
