@@ -15,7 +15,7 @@
 //! its integrity is proven, and only from a directory that is the user's own:
 //!
 //! * **Integrity**: each file is a header (`VMEXTCC1`), the SHA-256 digest of the compiled
-//!   code, and the code. The whole file is read and its digest checked before wasmtime sees a
+//!   code, and the code. The whole file is mapped and its digest checked before wasmtime sees a
 //!   byte; any difference (a flipped bit, a truncated or overwritten file, a file from another
 //!   program) means the file is ignored, the module compiled again and the file replaced.
 //!   wasmtime then checks its own header (version, target, configuration).
@@ -26,7 +26,11 @@
 //!   above it are trusted as the user's own. Whoever can
 //!   write to the user's own `~/.cache` can already change `~/.bashrc`; the cache adds no new
 //!   way in.
-//! * Files are written to a temporary name and renamed, so a reader never sees half a file.
+//! * Files are written to a temporary name and renamed, so a reader never sees half a file,
+//!   and never rewritten in place, so a reader's mapping of a file (files are mapped, not
+//!   copied) keeps the bytes whose digest it checked. Another process of the user's
+//!   that truncated or rewrote a mapped file in place could crash the reader or change its
+//!   code after the check; that takes write access to the private directory.
 //! * **Eviction**: a file used is touched; after each store, files unused for
 //!   [`MAX_AGE`] are removed, then the least recently used until the cache holds at most
 //!   [`MAX_TOTAL_BYTES`].
@@ -105,6 +109,18 @@ fn key(engine: &Engine, kind: &str, bytes: &[u8]) -> String {
         *part = h.finish();
     }
     format!("{kind}-{:016x}{:016x}.cwasm", parts[0], parts[1])
+}
+
+/// A cache file, mapped read-only rather than read: copying megabytes of compiled code into
+/// fresh memory (a page fault for every page) was the largest part of a cached start
+/// (BENCHMARKS.md, "The component's start").
+fn map(path: &Path) -> std::io::Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: a mapping must not see its file change. Cache files are never changed in place:
+    // `store` writes a temporary file and renames it over the name, `evict` unlinks, and
+    // touching a file sets its time only; none of these alters a mapped file's bytes. The
+    // directory is the user's own and nobody else can write to it (module documentation).
+    unsafe { memmap2::MmapOptions::new().populate().map(&file) }
 }
 
 /// The compiled code in a cache file, if the file is whole: magic, then a digest that matches
@@ -234,7 +250,7 @@ fn cached<T>(
         return compile(engine, &bytes);
     };
     let file = dir.join(key(engine, kind, &bytes));
-    if let Ok(stored) = std::fs::read(&file)
+    if let Ok(stored) = map(&file)
         && let Some(code) = verified(&stored)
         && let Ok(loaded) = deserialize(engine, code)
     {
@@ -379,10 +395,19 @@ mod tests {
                 "replaced by a good file"
             );
         }
-        // Truncated anywhere.
+        // Truncated anywhere, an empty file included (mapped as no bytes at all).
         for len in [0, 7, 8, 39, 40, good.len() - 1] {
             assert!(verified(&good[..len]).is_none(), "{len}");
+            std::fs::write(&cached, &good[..len]).unwrap();
+            assert_eq!(call(&module_in(&engine, &wasm, cache.clone()).unwrap()), 7);
+            assert_eq!(std::fs::read(&cached).unwrap(), good, "{len}: replaced");
         }
+        // A file mapped by one process keeps its bytes when another stores a new file under
+        // its name (what makes the mapping sound: files are replaced, never rewritten).
+        let mapped = map(&cached).unwrap();
+        store(&cached, b"another compilation");
+        assert_eq!(&mapped[..], &good[..]);
+        assert!(verified(&std::fs::read(&cached).unwrap()).is_some());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
