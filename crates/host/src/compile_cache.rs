@@ -112,7 +112,7 @@ fn key(engine: &Engine, kind: &str, bytes: &[u8]) -> String {
 }
 
 /// A cache file, mapped read-only rather than read: copying megabytes of compiled code into
-/// fresh memory (a page fault for every page) was the largest part of a cached start
+/// fresh memory (a page fault for every page) was over a quarter of a cached start
 /// (BENCHMARKS.md, "The component's start").
 fn map(path: &Path) -> std::io::Result<memmap2::Mmap> {
     let file = std::fs::File::open(path)?;
@@ -402,8 +402,8 @@ mod tests {
             assert_eq!(call(&module_in(&engine, &wasm, cache.clone()).unwrap()), 7);
             assert_eq!(std::fs::read(&cached).unwrap(), good, "{len}: replaced");
         }
-        // A file mapped by one process keeps its bytes when another stores a new file under
-        // its name (what makes the mapping sound: files are replaced, never rewritten).
+        // A mapped file keeps its bytes when a new file is stored under its name (what makes
+        // the mapping sound: files are replaced, never rewritten).
         let mapped = map(&cached).unwrap();
         store(&cached, b"another compilation");
         assert_eq!(&mapped[..], &good[..]);

@@ -148,8 +148,8 @@ impl From<wasmtime::Error> for SetupError {
 /// Advances an engine's epoch every [`EPOCH_TICK`] until dropped.
 ///
 /// The thread waits on a channel rather than sleeping, so that dropping the ticker wakes it at
-/// once: a sleeping thread would hold up every run's exit by up to one tick (measured: most of
-/// the component's fixed cost on a small input, BENCHMARKS.md).
+/// once: a sleeping thread would hold up every run's exit by up to one tick (BENCHMARKS.md,
+/// "The component's start").
 struct Ticker {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
