@@ -481,6 +481,13 @@ impl Framer {
         Ok(())
     }
 
+    /// Whether the framer is between documents: no document open across lines and none being
+    /// skipped. Framing the lines that follow then goes exactly as framing them afresh, which
+    /// is what lets a file be framed in pieces split at such a point.
+    pub fn is_idle(&self) -> bool {
+        self.open.is_none() && self.skipping.is_none()
+    }
+
     /// The input ended: a document still open is broken (rule 4), one being skipped is
     /// reported oversized.
     pub fn finish(&mut self, emit: &mut dyn FnMut(Frame<'_>) -> io::Result<()>) -> io::Result<()> {

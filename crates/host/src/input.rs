@@ -130,7 +130,8 @@ fn refuse_non_text(head: &[u8], inside: &str) -> Result<(), InputError> {
     }
 }
 
-/// Calls `f(line_number, line)` for every line, blank ones included.
+/// Calls `f(line_number, line)` for every line, blank ones included, and gives the number of
+/// lines.
 ///
 /// The input is read in large chunks and lines are handed out as slices of the chunk, found
 /// with a SIMD newline search: no per-line copy. Memory is one buffer that grows only to hold
@@ -140,7 +141,7 @@ pub fn for_each_line(
     mut reader: impl Read,
     max_line: usize,
     mut f: impl FnMut(u64, Line<'_>) -> io::Result<()>,
-) -> io::Result<()> {
+) -> io::Result<u64> {
     const CHUNK: usize = 1 << 20;
     let mut buf: Vec<u8> = vec![0; CHUNK];
     // `buf[..filled]` holds unread text; it starts with the partial line left from the last
@@ -205,7 +206,7 @@ pub fn for_each_line(
         filled -= start;
         searched = filled;
     }
-    Ok(())
+    Ok(line)
 }
 
 /// Ends a line: as text, or as the last piece of an over-long one.
@@ -230,12 +231,69 @@ pub fn frames(
     max_document: usize,
     emit: &mut dyn FnMut(Frame<'_>) -> io::Result<()>,
 ) -> Result<(), InputError> {
-    let text = text_reader(reader)?;
-    let mut framer = Framer::new(max_document);
-    for_each_line(text, max_document, |n, line| framer.push(n, line, emit))?;
-    framer.finish(emit)?;
-    Ok(())
+    frames_of(reader, Start::Input, max_document, emit).map(|_| ())
 }
+
+/// Where the text handed to [`frames_of`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At the start of an input, which is recognised first ([`text_reader`]).
+    Input,
+    /// At the start of a line of an input that was recognised as plain text as a whole
+    /// ([`splittable`]): framed as it is.
+    Line,
+}
+
+/// How framing a piece of text ended ([`frames_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framed {
+    /// Lines read.
+    pub lines: u64,
+    /// Whether the framer was between documents when the text ended ([`Framer::is_idle`]):
+    /// the text after it can then be framed on its own, with the same result.
+    pub idle: bool,
+}
+
+/// [`frames`] for text that starts where `start` says, telling how it ended.
+pub fn frames_of(
+    reader: impl Read,
+    start: Start,
+    max_document: usize,
+    emit: &mut dyn FnMut(Frame<'_>) -> io::Result<()>,
+) -> Result<Framed, InputError> {
+    let text: Box<dyn Read> = match start {
+        Start::Input => text_reader(reader)?,
+        Start::Line => Box::new(reader),
+    };
+    let mut framer = Framer::new(max_document);
+    let lines = for_each_line(text, max_document, |n, line| framer.push(n, line, emit))?;
+    let idle = framer.is_idle();
+    framer.finish(emit)?;
+    Ok(Framed { lines, idle })
+}
+
+/// Whether an input that starts with `head` (up to its first [`HEAD`] bytes) can be framed in
+/// pieces split at line ends ([`Start::Line`]): plain JSON text, not compressed, whose first
+/// line, when `head` holds all of it, does not open a document that goes on over the next
+/// lines (a pretty-printed envelope, which pieces would only cut).
+pub fn splittable(head: &[u8]) -> bool {
+    if head.starts_with(GZIP_MAGIC) || refuse_non_text(head, "").is_err() {
+        return false;
+    }
+    match memchr::memchr(b'\n', head) {
+        Some(end) => {
+            let first = trim_line(head.get(..end).unwrap_or_default());
+            !matches!(
+                vmext_json::validate(first),
+                Err(e) if e.kind == vmext_json::ErrorKind::UnexpectedEnd
+            )
+        }
+        None => true,
+    }
+}
+
+/// How many bytes of an input [`splittable`] wants to see.
+pub const SPLITTABLE_HEAD: usize = HEAD;
 
 #[cfg(test)]
 mod tests {
