@@ -131,9 +131,10 @@ struct ScanArgs {
     /// Never draw the progress bar (it is drawn only on a terminal).
     #[arg(long)]
     no_progress: bool,
-    /// Scan up to N input files at once, each on its own thread with its own evaluator
-    /// (default: the number of cores). The output is the same in every case: reports in input
-    /// order, one summary. Explanations and standard input are scanned on one thread.
+    /// Scan on up to N threads at once, each with its own evaluator (default: the number of
+    /// cores): input files, and pieces of about 8 MiB of files of 16 MiB or more. The output
+    /// is the same in every case: reports in input order, one summary. Explanations and
+    /// standard input are scanned on one thread; a gzip file is never split into pieces.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
     /// The inputs; none, or `-`, is standard input.

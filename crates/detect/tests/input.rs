@@ -436,6 +436,60 @@ mod property {
             prop_assert_eq!(got.alerts, expected.alerts);
             prop_assert_eq!(got.unreadable, 0);
         }
+
+        /// A file scanned in pieces on several threads gives what one thread gives: the same
+        /// alerts in order, the same log (line numbers included) and the same summary, bytes
+        /// read included, wherever the pieces fall: inside records, on pretty-printed
+        /// documents (which then run on past a piece), on blank lines, `\r\n` ends, broken
+        /// records and documents over the size cap.
+        #[test]
+        fn pieces_give_what_one_thread_gives(
+            parts in prop::collection::vec((0..120usize, 0..8usize, garbage()), 1..40),
+            piece in 1u64..3000,
+            threads in 2usize..4,
+            small_cap in any::<bool>(),
+            crlf in any::<bool>(),
+        ) {
+            let newline: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+            let mut bytes = Vec::new();
+            for (i, kind, g) in &parts {
+                let record = pool()[i % pool().len()].as_str();
+                match kind {
+                    0 => bytes.extend_from_slice(pretty(record).as_bytes()),
+                    1 => bytes.extend_from_slice(g),
+                    2 => {}
+                    3 => bytes.extend_from_slice(format!("{record} {record}").as_bytes()),
+                    _ => bytes.extend_from_slice(record.as_bytes()),
+                }
+                bytes.extend_from_slice(newline);
+            }
+            let dir = vmext_test_support::repo_root().join("target/test-output/input/pieces");
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("pieces-{}.ndjson", std::process::id()));
+            std::fs::write(&path, &bytes).unwrap();
+            let options = ScanOptions {
+                report: Report::Alerts,
+                progress: false,
+                max_document: if small_cap { 1500 } else { DEFAULT_MAX_DOCUMENT_BYTES },
+            };
+            let inputs = [Input::File(path.clone())];
+            let (mut out, mut log) = (Vec::new(), Vec::new());
+            let mut evaluator = NativeEvaluator::new(Detector::seed());
+            let one = vmext_host::scan::scan(&inputs, &mut evaluator, options, &mut out, &mut log)
+                .unwrap();
+            let make = || -> Result<Box<dyn vmext_host::evaluator::Evaluator>, String> {
+                Ok(Box::new(NativeEvaluator::new(Detector::seed())))
+            };
+            let (mut out_n, mut log_n) = (Vec::new(), Vec::new());
+            let many = vmext_host::scan::scan_files_in_pieces(
+                &inputs, threads, piece, &make, options, &mut out_n, &mut log_n,
+            )
+            .unwrap();
+            let _ = std::fs::remove_file(&path);
+            prop_assert_eq!(String::from_utf8_lossy(&log_n), String::from_utf8_lossy(&log));
+            prop_assert_eq!(String::from_utf8(out_n).unwrap(), String::from_utf8(out).unwrap());
+            prop_assert_eq!(many, one);
+        }
     }
 }
 

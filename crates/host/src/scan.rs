@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::evaluator::{Chunk, DocumentResult, Evaluator, RecordResult};
-use crate::input::{Frame, InputError, frames};
+use crate::input::{Frame, Framed, InputError, Start, frames_of};
 use serde::Serialize;
 use vmext_engine::documents::{ENVELOPE_SPLIT_BYTES, MEMBERS_PER_PIECE, envelope_pieces};
 use vmext_json::visible;
@@ -203,6 +203,52 @@ pub fn scan(
     out: &mut dyn Write,
     log: &mut dyn Write,
 ) -> Result<Summary, ScanError> {
+    let mut summary = Summary::default();
+    for input in inputs {
+        let reader: Box<dyn Read> = match input {
+            Input::Stdin => Box::new(io::stdin().lock()),
+            Input::File(path) => match File::open(path) {
+                Ok(file) => Box::new(file),
+                Err(e) => {
+                    summary.unreadable += 1;
+                    writeln!(log, "{}: cannot open: {e}", visible(&input.to_string()))
+                        .map_err(ScanError::Log)?;
+                    continue;
+                }
+            },
+        };
+        let bar = Progress::for_input(input, options.progress);
+        scan_text(
+            &input.to_string(),
+            reader,
+            Start::Input,
+            bar,
+            evaluator,
+            options,
+            out,
+            log,
+            &mut summary,
+        )?;
+    }
+    out.flush().map_err(ScanError::Report)?;
+    Ok(summary)
+}
+
+/// Scans the text of one input (or of a piece of one that starts a line, `start`) into
+/// `summary`: the report to `out`, bad documents and a failure to read to `log`. Gives how
+/// framing ended, unless the input was refused or could not be read to its end.
+#[allow(clippy::too_many_arguments)]
+fn scan_text(
+    name: &str,
+    reader: Box<dyn Read + '_>,
+    start: Start,
+    bar: Progress,
+    evaluator: &mut dyn Evaluator,
+    options: ScanOptions,
+    out: &mut dyn Write,
+    log: &mut dyn Write,
+    summary: &mut Summary,
+) -> Result<Option<Framed>, ScanError> {
     let failed = Rc::new(Cell::new(None));
     let mut out = Tagged {
         inner: out,
@@ -219,144 +265,114 @@ pub fn scan(
         Some(Stream::Log) => ScanError::Log(error),
         _ => ScanError::Report(error),
     };
-    let mut summary = Summary::default();
-    for input in inputs {
-        let name = input.to_string();
-        let read = Rc::new(Cell::new(0u64));
-        let reader: Box<dyn Read> = match input {
-            Input::Stdin => Box::new(Counting::new(io::stdin().lock(), &read)),
-            Input::File(path) => match File::open(path) {
-                Ok(file) => Box::new(Counting::new(file, &read)),
-                Err(e) => {
-                    summary.unreadable += 1;
-                    writeln!(log, "{}: cannot open: {e}", visible(&name)).map_err(stop)?;
-                    continue;
-                }
-            },
-        };
-        let bar = Progress::for_input(input, options.progress);
-        let mut sink = Sink {
-            input: &name,
-            report: options.report,
-            out: &mut *out,
-            log: BarLog {
-                inner: &mut *log,
-                bar: bar.bar.clone(),
-                line: Vec::new(),
-            },
-            bar,
-            read: Rc::clone(&read),
-            reported: 0,
-        };
-        let mut batch = Batch::default();
-        let explain = options.report != Report::Alerts;
-        let batched = evaluator.prefers_batches();
-        let cap = options.max_document;
-        // A failure to write the report stops the scan; it is kept apart from read errors.
-        let mut write_error: Option<io::Error> = None;
-        let mut handle = |frame: Frame<'_>| -> io::Result<()> {
-            summary.documents += 1;
-            let written = match frame {
-                Frame::Document { line, text } if text.len() > ENVELOPE_SPLIT_BYTES => {
-                    match vmext_engine::documents::envelope_members(text) {
-                        Some(members) => {
-                            flush(evaluator, &mut batch, explain, &mut sink, &mut summary).and_then(
-                                |()| {
-                                    split_envelope(
-                                        evaluator,
-                                        text,
-                                        &members,
-                                        line,
-                                        explain,
-                                        &mut sink,
-                                        &mut summary,
-                                    )
-                                },
+    let read = Rc::new(Cell::new(0u64));
+    let reader = Counting::new(reader, &read);
+    let mut sink = Sink {
+        input: name,
+        report: options.report,
+        out: &mut *out,
+        log: BarLog {
+            inner: &mut *log,
+            bar: bar.bar.clone(),
+            line: Vec::new(),
+        },
+        bar,
+        read: Rc::clone(&read),
+        reported: 0,
+    };
+    let mut batch = Batch::default();
+    let explain = options.report != Report::Alerts;
+    let batched = evaluator.prefers_batches();
+    let cap = options.max_document;
+    // A failure to write the report stops the scan; it is kept apart from read errors.
+    let mut write_error: Option<io::Error> = None;
+    let mut handle = |frame: Frame<'_>| -> io::Result<()> {
+        summary.documents += 1;
+        let written = match frame {
+            Frame::Document { line, text } if text.len() > ENVELOPE_SPLIT_BYTES => {
+                match vmext_engine::documents::envelope_members(text) {
+                    Some(members) => flush(evaluator, &mut batch, explain, &mut sink, summary)
+                        .and_then(|()| {
+                            split_envelope(
+                                evaluator, text, &members, line, explain, &mut sink, summary,
                             )
-                        }
-                        None if !explain && evaluator.rejects(text) => {
-                            sink.write(line, DocumentResult::Rejected, &mut summary)
-                        }
-                        None if batched => {
-                            flush(evaluator, &mut batch, explain, &mut sink, &mut summary).and_then(
-                                |()| {
-                                    let result = evaluator.evaluate(text, explain);
-                                    sink.write(line, result, &mut summary)
-                                },
-                            )
-                        }
-                        None => {
+                        }),
+                    None if !explain && evaluator.rejects(text) => {
+                        sink.write(line, DocumentResult::Rejected, summary)
+                    }
+                    None if batched => flush(evaluator, &mut batch, explain, &mut sink, summary)
+                        .and_then(|()| {
                             let result = evaluator.evaluate(text, explain);
-                            sink.write(line, result, &mut summary)
-                        }
+                            sink.write(line, result, summary)
+                        }),
+                    None => {
+                        let result = evaluator.evaluate(text, explain);
+                        sink.write(line, result, summary)
                     }
                 }
-                // Rejected where it was framed, by the evaluator's own prefilter: only its
-                // count is written, so it need not wait for the batch before it.
-                Frame::Document { line, text } if !explain && evaluator.rejects(text) => {
-                    sink.write(line, DocumentResult::Rejected, &mut summary)
+            }
+            // Rejected where it was framed, by the evaluator's own prefilter: only its
+            // count is written, so it need not wait for the batch before it.
+            Frame::Document { line, text } if !explain && evaluator.rejects(text) => {
+                sink.write(line, DocumentResult::Rejected, summary)
+            }
+            Frame::Document { line, text } if batched => {
+                batch.push(line, text);
+                if batch.is_full() {
+                    flush(evaluator, &mut batch, explain, &mut sink, summary)
+                } else {
+                    Ok(())
                 }
-                Frame::Document { line, text } if batched => {
-                    batch.push(line, text);
-                    if batch.is_full() {
-                        flush(evaluator, &mut batch, explain, &mut sink, &mut summary)
-                    } else {
-                        Ok(())
-                    }
-                }
-                Frame::Document { line, text } => {
-                    // One document in, its result out: no copy.
-                    let result = evaluator.evaluate(text, explain);
-                    sink.write(line, result, &mut summary)
-                }
-                Frame::Invalid { line, reason } => {
-                    flush(evaluator, &mut batch, explain, &mut sink, &mut summary).and_then(|()| {
-                        sink.write(line, DocumentResult::Failed(reason), &mut summary)
-                    })
-                }
-                Frame::Oversized { line, bytes } => {
-                    summary.oversized += 1;
-                    let reason = format!(
-                        "document of {bytes} bytes or more is over the size cap of {cap} bytes (--max-document-bytes); skipped"
-                    );
-                    flush(evaluator, &mut batch, explain, &mut sink, &mut summary).and_then(|()| {
-                        sink.write(line, DocumentResult::Failed(reason), &mut summary)
-                    })
-                }
-            };
-            written.map_err(|e| {
-                write_error = Some(e);
-                io::Error::other("the report could not be written")
-            })
+            }
+            Frame::Document { line, text } => {
+                // One document in, its result out: no copy.
+                let result = evaluator.evaluate(text, explain);
+                sink.write(line, result, summary)
+            }
+            Frame::Invalid { line, reason } => {
+                flush(evaluator, &mut batch, explain, &mut sink, summary)
+                    .and_then(|()| sink.write(line, DocumentResult::Failed(reason), summary))
+            }
+            Frame::Oversized { line, bytes } => {
+                summary.oversized += 1;
+                let reason = format!(
+                    "document of {bytes} bytes or more is over the size cap of {cap} bytes (--max-document-bytes); skipped"
+                );
+                flush(evaluator, &mut batch, explain, &mut sink, summary)
+                    .and_then(|()| sink.write(line, DocumentResult::Failed(reason), summary))
+            }
         };
-        let outcome = frames(reader, cap, &mut handle);
-        if let Some(e) = write_error.take() {
-            return Err(stop(e));
+        written.map_err(|e| {
+            write_error = Some(e);
+            io::Error::other("the report could not be written")
+        })
+    };
+    let outcome = frames_of(reader, start, cap, &mut handle);
+    if let Some(e) = write_error.take() {
+        return Err(stop(e));
+    }
+    flush(evaluator, &mut batch, explain, &mut sink, summary).map_err(stop)?;
+    sink.log.flush().map_err(stop)?;
+    sink.bar.finish();
+    summary.bytes += read.get();
+    match outcome {
+        Ok(framed) => Ok(Some(framed)),
+        Err(InputError::NotText(what)) => {
+            summary.unreadable += 1;
+            writeln!(log, "{}: skipped: not JSON text: {what}", visible(name)).map_err(stop)?;
+            Ok(None)
         }
-        flush(evaluator, &mut batch, explain, &mut sink, &mut summary).map_err(stop)?;
-        sink.log.flush().map_err(stop)?;
-        sink.bar.finish();
-        summary.bytes += read.get();
-        match outcome {
-            Ok(()) => {}
-            Err(InputError::NotText(what)) => {
-                summary.unreadable += 1;
-                writeln!(log, "{}: skipped: not JSON text: {what}", visible(&name))
-                    .map_err(stop)?;
-            }
-            Err(InputError::Io(e)) => {
-                summary.unreadable += 1;
-                writeln!(
-                    log,
-                    "{}: read error, the rest of this input was not read: {e}",
-                    visible(&name)
-                )
-                .map_err(stop)?;
-            }
+        Err(InputError::Io(e)) => {
+            summary.unreadable += 1;
+            writeln!(
+                log,
+                "{}: read error, the rest of this input was not read: {e}",
+                visible(name)
+            )
+            .map_err(stop)?;
+            Ok(None)
         }
     }
-    out.flush().map_err(stop)?;
-    Ok(summary)
 }
 
 /// Evaluates a large `{"records":[…]}` envelope piece by piece, so that memory and time per
@@ -713,16 +729,31 @@ impl Summary {
     }
 }
 
-/// Scans `inputs` on up to `threads` worker threads, one input at a time per thread, each
-/// with its own evaluator from `make`. The report and the log come out exactly as [`scan`]
-/// writes them, in input order, and the summary is the same: each input's report and log
-/// are held until the inputs before it are written, in memory up to 1 MiB each and then in a
-/// temporary file, and workers run at most two inputs per thread ahead of the writer, so
-/// memory stays bounded whatever the inputs hold. After a write error, workers take no new
-/// input (each finishes the one it is on) and the error is returned.
+/// Files at least twice this long are scanned in pieces of about this many bytes, on several
+/// threads as separate files are ([`scan_files`]).
+pub const PIECE_BYTES: u64 = 8 << 20;
+
+/// Scans `inputs` on up to `threads` worker threads, each with its own evaluator from `make`.
+/// The report and the log come out exactly as [`scan`] writes them, in input order, and the
+/// summary is the same.
+///
+/// The work is split into units: an input, or a piece of a long file. A file of at least
+/// twice [`PIECE_BYTES`] that is plain text ([`crate::input::splittable`]) is split into
+/// pieces of about that size, each starting at a line. A piece is framed as if the file began
+/// there, which gives what framing the whole file gives wherever the framer was between
+/// documents at the piece's start; where a document runs on past a piece's end (a
+/// pretty-printed envelope, a document over the size cap), the rest of the file from that
+/// piece on is scanned by the writing thread in one go instead. Line numbers in a piece's log
+/// are counted from its start and made the file's when the log is written.
+///
+/// Each unit's report and log are held until the units before it are written, in memory up
+/// to 1 MiB each and then in a temporary file, and workers run at most two units per thread
+/// ahead of the writer, so memory stays bounded whatever the inputs hold. After a write
+/// error, workers take no new unit (each finishes the one it is on) and the error is
+/// returned.
 ///
 /// Inputs run one after another on this thread (with [`scan`]'s progress bar) when there is
-/// one thread or one input, when an input is standard input, and for the explanation reports,
+/// one thread or one unit, when an input is standard input, and for the explanation reports,
 /// whose output is as large as the input and is better streamed than held.
 pub fn scan_files(
     inputs: &[Input],
@@ -732,10 +763,28 @@ pub fn scan_files(
     out: &mut dyn Write,
     log: &mut dyn Write,
 ) -> Result<Summary, ScanFilesError> {
-    let threads = threads.min(inputs.len());
-    let sequential =
-        threads <= 1 || options.report != Report::Alerts || inputs.contains(&Input::Stdin);
-    if sequential {
+    scan_files_in_pieces(inputs, threads, PIECE_BYTES, make, options, out, log)
+}
+
+/// [`scan_files`] with pieces of `piece_bytes` (at least 1) instead of [`PIECE_BYTES`].
+pub fn scan_files_in_pieces(
+    inputs: &[Input],
+    threads: usize,
+    piece_bytes: u64,
+    make: &EvaluatorFactory<'_>,
+    options: ScanOptions,
+    out: &mut dyn Write,
+    log: &mut dyn Write,
+) -> Result<Summary, ScanFilesError> {
+    let parallel =
+        threads > 1 && options.report == Report::Alerts && !inputs.contains(&Input::Stdin);
+    let units = if parallel {
+        plan(inputs, piece_bytes.max(1))
+    } else {
+        Vec::new()
+    };
+    let threads = threads.min(units.len());
+    if threads <= 1 {
         let mut evaluator = make().map_err(ScanFilesError::Evaluator)?;
         return Ok(scan(inputs, evaluator.as_mut(), options, out, log)?);
     }
@@ -750,7 +799,7 @@ pub fn scan_files(
         let (send, receive) = std::sync::mpsc::channel::<(usize, Result<Done, String>)>();
         for _ in 0..threads {
             let send = send.clone();
-            let order = &order;
+            let (order, units) = (&order, &units);
             scope.spawn(move || {
                 let mut evaluator = match make() {
                     Ok(e) => e,
@@ -760,8 +809,16 @@ pub fn scan_files(
                     }
                 };
                 while let Some(i) = order.take() {
-                    let Some(input) = inputs.get(i) else { return };
-                    let done = scan_held(input, evaluator.as_mut(), options);
+                    let Some(unit) = units.get(i) else { return };
+                    let Some(input) = inputs.get(unit.input) else {
+                        return;
+                    };
+                    let done = match &unit.piece {
+                        None => scan_held(input, evaluator.as_mut(), options),
+                        Some(piece) => {
+                            scan_range(input, piece, piece.start, evaluator.as_mut(), options)
+                        }
+                    };
                     if send.send((i, done)).is_err() {
                         return;
                     }
@@ -773,33 +830,299 @@ pub fn scan_files(
             let mut waiting = std::collections::BTreeMap::new();
             let mut written = 0;
             let mut total = Summary::default();
+            // For the pieces of the file being written: its lines before the next piece, and
+            // whether the rest of it is already written (or not to be read).
+            let mut base = 0u64;
+            let mut rest_done = false;
+            // An evaluator of this thread's, made when a file must be finished here.
+            let mut own: Option<Box<dyn Evaluator>> = None;
+            let report_error = |e| ScanFilesError::Scan(ScanError::Report(e));
+            let log_error = |e| ScanFilesError::Scan(ScanError::Log(e));
             for (i, done) in &receive {
                 let done = done.map_err(ScanFilesError::Evaluator)?;
                 waiting.insert(i, done);
                 while let Some(mut done) = waiting.remove(&written) {
-                    bar.suspend(|| done.lines.copy_to(log))
-                        .map_err(|e| ScanFilesError::Scan(ScanError::Log(e)))?;
-                    done.report
-                        .copy_to(out)
-                        .map_err(|e| ScanFilesError::Scan(ScanError::Report(e)))?;
-                    total.absorb(&done.summary);
-                    bar.advance(inputs.get(written));
+                    let unit = units.get(written);
+                    let input = unit.and_then(|u| inputs.get(u.input));
                     written += 1;
                     order.written(written);
+                    let Some(piece) = unit.and_then(|u| u.piece.as_ref()) else {
+                        bar.suspend(|| done.lines.copy_to(log)).map_err(log_error)?;
+                        done.report.copy_to(out).map_err(report_error)?;
+                        total.absorb(&done.summary);
+                        bar.advance(input);
+                        continue;
+                    };
+                    if piece.index == 0 {
+                        (base, rest_done) = (0, false);
+                    }
+                    let last = piece.index + 1 == piece.count;
+                    if let (false, Some(input)) = (rest_done, input) {
+                        let ran_on = !last && done.framed.is_some_and(|f| !f.idle);
+                        if ran_on {
+                            // A document runs on past this piece: the rest of the file is
+                            // framed from this piece's start, in one go.
+                            let evaluator = match &mut own {
+                                Some(e) => e,
+                                None => own.insert(make().map_err(ScanFilesError::Evaluator)?),
+                            };
+                            let rest = Piece {
+                                end: None,
+                                ..piece.clone()
+                            };
+                            done =
+                                scan_range(input, &rest, done.start, evaluator.as_mut(), options)
+                                    .map_err(ScanFilesError::Evaluator)?;
+                        }
+                        let prefix = format!("{}:", visible(&input.to_string()));
+                        bar.suspend(|| done.lines.copy_renumbered(log, &prefix, base))
+                            .map_err(log_error)?;
+                        done.report.copy_to(out).map_err(report_error)?;
+                        total.absorb(&done.summary);
+                        match done.framed {
+                            Some(framed) if !ran_on => base += framed.lines,
+                            // Refused, unreadable from here on, or finished above: nothing
+                            // more of this file is read, as scanning it whole would stop here.
+                            _ => rest_done = true,
+                        }
+                    }
+                    if last {
+                        bar.advance(input);
+                    }
                 }
             }
             bar.finish();
-            out.flush()
-                .map_err(|e| ScanFilesError::Scan(ScanError::Report(e)))?;
+            out.flush().map_err(report_error)?;
             Ok(total)
         };
         let result = write_in_order();
         // Before the scope waits for the workers: on an error, those waiting for the window
-        // to move would wait forever. Each finishes the input it is on, and takes no other.
+        // to move would wait forever. Each finishes the unit it is on, and takes no other.
         order.stop();
         drop(receive);
         result
     })
+}
+
+/// One unit of work for [`scan_files`]' workers: an input, or a piece of a file.
+struct Unit {
+    /// Which input.
+    input: usize,
+    /// The piece of it, or `None` for all of it.
+    piece: Option<Piece>,
+}
+
+/// A piece of a file: from the line that starts at or after `start` to the one that starts
+/// at or after `end` (for the last piece, `None`: to the end of the file). The worker finds
+/// each line start by reading on from the offset; a line longer than a piece leaves a piece
+/// empty.
+#[derive(Clone)]
+struct Piece {
+    index: usize,
+    count: usize,
+    start: u64,
+    end: Option<u64>,
+    /// The file's device and inode when planned: a piece whose file is another by then
+    /// (replaced under its name) is not read.
+    identity: (u64, u64),
+}
+
+/// The units for `inputs`: each input whole, except plain-text files of at least twice
+/// `piece_bytes`, which come as pieces.
+fn plan(inputs: &[Input], piece_bytes: u64) -> Vec<Unit> {
+    let mut units = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let pieces = match input {
+            Input::File(path) => split(path, piece_bytes),
+            Input::Stdin => None,
+        };
+        match pieces {
+            Some(pieces) => units.extend(pieces.into_iter().map(|piece| Unit {
+                input: i,
+                piece: Some(piece),
+            })),
+            None => units.push(Unit {
+                input: i,
+                piece: None,
+            }),
+        }
+    }
+    units
+}
+
+/// The pieces of the file at `path`, if it is to be scanned in pieces.
+#[cfg(unix)]
+fn split(path: &std::path::Path, piece_bytes: u64) -> Option<Vec<Piece>> {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let file = File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() < piece_bytes.saturating_mul(2) {
+        return None;
+    }
+    let mut head = vec![0; crate::input::SPLITTABLE_HEAD];
+    let n = file.read_at(&mut head, 0).ok()?;
+    if !crate::input::splittable(head.get(..n)?) {
+        return None;
+    }
+    let count = usize::try_from(meta.len().div_ceil(piece_bytes)).ok()?;
+    let at = |k: usize| (k as u64).saturating_mul(piece_bytes);
+    Some(
+        (0..count)
+            .map(|index| Piece {
+                index,
+                count,
+                start: at(index),
+                end: (index + 1 < count).then(|| at(index + 1)),
+                identity: (meta.dev(), meta.ino()),
+            })
+            .collect(),
+    )
+}
+
+#[cfg(not(unix))]
+fn split(_: &std::path::Path, _: u64) -> Option<Vec<Piece>> {
+    None
+}
+
+/// Where the line that starts at or after `offset` starts: just after the first `\n` at or
+/// after `offset - 1` (0 for 0), or the end of the file.
+#[cfg(unix)]
+fn line_start(file: &File, offset: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let Some(mut at) = offset.checked_sub(1) else {
+        return Ok(0);
+    };
+    let mut buf = vec![0; 64 << 10];
+    loop {
+        let n = match file.read_at(&mut buf, at) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(at);
+        }
+        if let Some(i) = memchr::memchr(b'\n', buf.get(..n).unwrap_or_default()) {
+            return Ok(at + i as u64 + 1);
+        }
+        at += n as u64;
+    }
+}
+
+/// Reads a file from `at` up to `end` (or its end) by position, so that the pieces of one
+/// file are read apart.
+#[cfg(unix)]
+struct RangeReader {
+    file: File,
+    at: u64,
+    end: Option<u64>,
+}
+
+#[cfg(unix)]
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let room = match self.end {
+            Some(end) => usize::try_from(end.saturating_sub(self.at)).unwrap_or(usize::MAX),
+            None => usize::MAX,
+        };
+        let want = buf.len().min(room);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self
+            .file
+            .read_at(buf.get_mut(..want).unwrap_or_default(), self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Scans the file `input` from the line that starts at or after `from` to the one that starts
+/// at or after the piece's end, into held output.
+#[cfg(unix)]
+fn scan_range(
+    input: &Input,
+    piece: &Piece,
+    from: u64,
+    evaluator: &mut dyn Evaluator,
+    options: ScanOptions,
+) -> Result<Done, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut report = Held::new();
+    let mut lines = Held::new();
+    let mut summary = Summary::default();
+    let name = &input.to_string();
+    let opened = match input {
+        Input::File(path) => File::open(path),
+        Input::Stdin => Err(io::Error::other("standard input is not read in pieces")),
+    };
+    let opened = opened.and_then(|file| {
+        let meta = file.metadata()?;
+        if (meta.dev(), meta.ino()) != piece.identity {
+            return Err(io::Error::other(
+                "the file was replaced while it was being read",
+            ));
+        }
+        let start = line_start(&file, from)?;
+        let end = piece.end.map(|end| line_start(&file, end)).transpose()?;
+        Ok((file, start, end))
+    });
+    let (framed, start) = match opened {
+        Ok((file, start, end)) => {
+            let reader = RangeReader {
+                file,
+                at: start,
+                end: end.map(|end| end.max(start)),
+            };
+            let kind = if start == 0 {
+                Start::Input
+            } else {
+                Start::Line
+            };
+            let framed = scan_text(
+                name,
+                Box::new(reader),
+                kind,
+                Progress { bar: None },
+                evaluator,
+                options,
+                &mut report.0,
+                &mut lines.0,
+                &mut summary,
+            )
+            .map_err(held_error)?;
+            (framed, start)
+        }
+        Err(e) => {
+            summary.unreadable += 1;
+            writeln!(
+                lines.0,
+                "{}: read error, the rest of this input was not read: {e}",
+                visible(name)
+            )
+            .map_err(|e| held_error(ScanError::Log(e)))?;
+            (None, from)
+        }
+    };
+    Ok(Done {
+        summary,
+        report,
+        lines,
+        framed,
+        start,
+    })
+}
+
+#[cfg(not(unix))]
+fn scan_range(
+    _: &Input,
+    _: &Piece,
+    _: u64,
+    _: &mut dyn Evaluator,
+    _: ScanOptions,
+) -> Result<Done, String> {
+    Err("files are scanned in pieces only on Unix".to_owned())
 }
 
 /// Scans one input into held output, for [`scan_files`]' workers.
@@ -821,13 +1144,19 @@ fn scan_held(
         summary,
         report,
         lines,
+        framed: None,
+        start: 0,
     })
-    .map_err(|e| match e {
-        // Held output goes to memory, then to a temporary file: only that can fail here.
+    .map_err(held_error)
+}
+
+/// Held output goes to memory, then to a temporary file: only that can fail here.
+fn held_error(e: ScanError) -> String {
+    match e {
         ScanError::Report(e) | ScanError::Log(e) => {
             format!("cannot hold a scan's output in a temporary file: {e}")
         }
-    })
+    }
 }
 
 /// Which input a worker of [`scan_files`] takes next: in input order, at most
@@ -904,13 +1233,48 @@ impl Held {
         self.0.seek(io::SeekFrom::Start(0))?;
         io::copy(&mut self.0, to).map(|_| ())
     }
+
+    /// Writes a piece's log to `to` with its line numbers made the file's: in each line that
+    /// starts with `prefix` (the file's name as the log writes it, and `:`) and a line
+    /// number, `base` is added to the number.
+    fn copy_renumbered(&mut self, to: &mut dyn Write, prefix: &str, base: u64) -> io::Result<()> {
+        use std::io::{BufRead, Seek};
+        if base == 0 {
+            return self.copy_to(to);
+        }
+        self.0.seek(io::SeekFrom::Start(0))?;
+        let mut held = io::BufReader::new(&mut self.0);
+        let mut line = Vec::new();
+        while held.read_until(b'\n', &mut line)? > 0 {
+            let numbered = line.strip_prefix(prefix.as_bytes()).and_then(|rest| {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                let (number, rest) = rest.split_at_checked(digits)?;
+                let number: u64 = std::str::from_utf8(number).ok()?.parse().ok()?;
+                Some((number, rest))
+            });
+            match numbered {
+                Some((number, rest)) => {
+                    to.write_all(prefix.as_bytes())?;
+                    write!(to, "{}", number.saturating_add(base))?;
+                    to.write_all(rest)?;
+                }
+                None => to.write_all(&line)?,
+            }
+            line.clear();
+        }
+        Ok(())
+    }
 }
 
-/// One input's scan, held until the inputs before it are written.
+/// One unit's scan, held until the units before it are written.
 struct Done {
     summary: Summary,
     report: Held,
     lines: Held,
+    /// For a piece, how framing it ended (`None`: refused, or not read to its end).
+    framed: Option<Framed>,
+    /// For a piece, where in the file it started.
+    start: u64,
 }
 
 /// Why [`scan_files`] stopped.
