@@ -879,15 +879,13 @@ pub fn scan_files_in_pieces(
                             .map_err(log_error)?;
                         done.report.copy_to(out).map_err(report_error)?;
                         total.absorb(&done.summary);
+                        bar.add(done.summary.bytes);
                         match done.framed {
                             Some(framed) if !ran_on => base += framed.lines,
                             // Refused, unreadable from here on, or finished above: nothing
                             // more of this file is read, as scanning it whole would stop here.
                             _ => rest_done = true,
                         }
-                    }
-                    if last {
-                        bar.advance(input);
                     }
                 }
             }
@@ -1288,7 +1286,7 @@ pub enum ScanFilesError {
     Evaluator(String),
 }
 
-/// Progress over many inputs scanned at once: bytes of whole inputs done.
+/// Progress over many inputs scanned at once: bytes of whole inputs and of pieces done.
 struct FilesProgress {
     bar: Option<ProgressBar>,
 }
@@ -1301,8 +1299,15 @@ impl FilesProgress {
     }
 
     fn advance(&self, input: Option<&Input>) {
-        if let (Some(bar), Some(input)) = (&self.bar, input) {
-            bar.inc(input_len(input));
+        if let Some(input) = input {
+            self.add(input_len(input));
+        }
+    }
+
+    /// Bytes of a piece of a file done.
+    fn add(&self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
         }
     }
 
