@@ -493,6 +493,78 @@ mod property {
     }
 }
 
+/// A file large enough to be scanned in pieces (over 16 MiB) gives, through the binary and
+/// both engines, on two threads what it gives on one: the same alerts in order, the same
+/// error lines with the same line numbers, the same summary. Broken lines sit at both ends,
+/// and a pretty-printed envelope in the middle runs on past the end of its piece.
+#[test]
+fn a_file_in_pieces_gives_what_one_thread_gives() {
+    let dir = scratch("pieces");
+    let ecs = corpus(4_000, CorpusShape::Ecs);
+    let raw = corpus(4_000, CorpusShape::Raw);
+    // A first line that is no document but closes (a file opening a pretty-printed document
+    // is not split at all), then one that opens a document the next lines break.
+    let mut text = b"not json\n{\"broken\":\n".to_vec();
+    for (i, record) in ecs.split_inclusive(|&b| b == b'\n').cycle().enumerate() {
+        if text.len() >= 7 << 20 {
+            break;
+        }
+        text.extend_from_slice(record);
+        if i % 1000 == 999 {
+            text.extend_from_slice(b"not json\n");
+        }
+    }
+    // Pretty-printed from before 8 MiB to after it (about 2 MB of members): the envelope's
+    // lines run on past the first piece's end.
+    text.extend_from_slice(b"{\n  \"records\": [\n");
+    let members: Vec<&[u8]> = raw
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    for (i, member) in members.iter().take(1_000).enumerate() {
+        if i > 0 {
+            text.extend_from_slice(b",\n");
+        }
+        text.extend_from_slice(member);
+    }
+    text.extend_from_slice(b"\n  ]\n}\n");
+    let envelope_end = text.len();
+    while text.len() < 20 << 20 {
+        text.extend_from_slice(&raw);
+        text.extend_from_slice(b"{\"cut\":\"\n");
+    }
+    let path = dir.join("big.ndjson");
+    let envelope = text
+        .windows(12)
+        .position(|w| w == b"\"records\": [")
+        .unwrap();
+    assert!(
+        envelope < 8 << 20 && envelope_end > 8 << 20,
+        "{envelope}..{envelope_end}"
+    );
+    std::fs::write(&path, &text).unwrap();
+    let path = path.display().to_string();
+    for engine in ["native", "component"] {
+        let one = scan(engine, &["-j", "1", &path], b"");
+        let two = scan(engine, &["-j", "2", &path], b"");
+        assert_eq!(one.0, ALERTS | INVALID, "{engine}: {}", one.2);
+        assert_eq!(two.0, one.0, "{engine}: status");
+        // Megabytes of alerts: compared without printing them.
+        assert!(
+            two.1 == one.1,
+            "{engine}: the alerts differ ({} bytes on two threads, {} on one)",
+            two.1.len(),
+            one.1.len()
+        );
+        assert_eq!(
+            without_timing(&two.2),
+            without_timing(&one.2),
+            "{engine}: log"
+        );
+        assert!(count(&one.2, "alerts") > 1000, "{engine}: {}", one.2);
+    }
+}
+
 /// An envelope of the records of `corpus`, compact.
 fn envelope_of(records: &[u8]) -> Vec<u8> {
     let mut out = b"{\"records\":[".to_vec();
