@@ -983,25 +983,31 @@ fn split(_: &std::path::Path, _: u64) -> Option<Vec<Piece>> {
 }
 
 /// Where the line that starts at or after `offset` starts: just after the first `\n` at or
-/// after `offset - 1` (0 for 0), or the end of the file.
+/// after `offset - 1` (0 for 0), or the end of the file. `None` when that is at or after
+/// `before`: the search stops there, so that the pieces of one long line do not each read
+/// the rest of it (such a piece is empty, as its end is the same line start).
 #[cfg(unix)]
-fn line_start(file: &File, offset: u64) -> io::Result<u64> {
+fn line_start(file: &File, offset: u64, before: Option<u64>) -> io::Result<Option<u64>> {
     use std::os::unix::fs::FileExt;
     let Some(mut at) = offset.checked_sub(1) else {
-        return Ok(0);
+        return Ok(Some(0));
     };
     let mut buf = vec![0; 64 << 10];
     loop {
+        if before.is_some_and(|before| at + 1 >= before) {
+            return Ok(None);
+        }
         let n = match file.read_at(&mut buf, at) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         if n == 0 {
-            return Ok(at);
+            return Ok(Some(at));
         }
         if let Some(i) = memchr::memchr(b'\n', buf.get(..n).unwrap_or_default()) {
-            return Ok(at + i as u64 + 1);
+            let start = at + i as u64 + 1;
+            return Ok(before.is_none_or(|before| start < before).then_some(start));
         }
         at += n as u64;
     }
@@ -1062,12 +1068,25 @@ fn scan_range(
                 "the file was replaced while it was being read",
             ));
         }
-        let start = line_start(&file, from)?;
-        let end = piece.end.map(|end| line_start(&file, end)).transpose()?;
-        Ok((file, start, end))
+        let Some(start) = line_start(&file, from, piece.end)? else {
+            return Ok(None);
+        };
+        let end = match piece.end {
+            Some(end) => line_start(&file, end, None)?,
+            None => None,
+        };
+        Ok(Some((file, start, end)))
     });
     let (framed, start) = match opened {
-        Ok((file, start, end)) => {
+        // No line starts in the piece: it is empty.
+        Ok(None) => (
+            Some(Framed {
+                lines: 0,
+                idle: true,
+            }),
+            from,
+        ),
+        Ok(Some((file, start, end))) => {
             let reader = RangeReader {
                 file,
                 at: start,
