@@ -233,6 +233,7 @@ fn run_scan(args: ScanArgs) -> Result<u8> {
         report,
         progress: !args.no_progress,
         max_document: args.max_document_bytes,
+        piece_bytes: vmext_host::scan::PIECE_BYTES,
     };
     let threads = match args.threads {
         Some(n) => usize::from(n),

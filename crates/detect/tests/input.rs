@@ -372,6 +372,7 @@ mod property {
                 report: Report::Alerts,
                 progress: false,
                 max_document: DEFAULT_MAX_DOCUMENT_BYTES,
+                piece_bytes: vmext_host::scan::PIECE_BYTES,
             },
             &mut out,
             &mut log,
@@ -471,6 +472,7 @@ mod property {
                 report: Report::Alerts,
                 progress: false,
                 max_document: if small_cap { 1500 } else { DEFAULT_MAX_DOCUMENT_BYTES },
+                piece_bytes: piece,
             };
             let inputs = [Input::File(path.clone())];
             let (mut out, mut log) = (Vec::new(), Vec::new());
@@ -481,8 +483,8 @@ mod property {
                 Ok(Box::new(NativeEvaluator::new(Detector::seed())))
             };
             let (mut out_n, mut log_n) = (Vec::new(), Vec::new());
-            let many = vmext_host::scan::scan_files_in_pieces(
-                &inputs, threads, piece, &make, options, &mut out_n, &mut log_n,
+            let many = vmext_host::scan::scan_files(
+                &inputs, threads, &make, options, &mut out_n, &mut log_n,
             )
             .unwrap();
             let _ = std::fs::remove_file(&path);

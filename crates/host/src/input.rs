@@ -272,10 +272,10 @@ pub fn frames_of(
     Ok(Framed { lines, idle })
 }
 
-/// Whether an input that starts with `head` (up to its first [`HEAD`] bytes) can be framed in
-/// pieces split at line ends ([`Start::Line`]): plain JSON text, not compressed, whose first
-/// line, when `head` holds all of it, does not open a document that goes on over the next
-/// lines (a pretty-printed envelope, which pieces would only cut).
+/// Whether an input that starts with `head` (up to its first [`SPLITTABLE_HEAD`] bytes) can
+/// be framed in pieces split at line ends ([`Start::Line`]): plain JSON text, not compressed,
+/// whose first line, when `head` holds all of it, does not open a document that goes on over
+/// the next lines (a pretty-printed envelope, which pieces would only cut).
 pub fn splittable(head: &[u8]) -> bool {
     if head.starts_with(GZIP_MAGIC) || refuse_non_text(head, "").is_err() {
         return false;

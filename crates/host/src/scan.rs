@@ -191,6 +191,9 @@ pub struct ScanOptions {
     pub progress: bool,
     /// The cap on one document's size, in bytes.
     pub max_document: usize,
+    /// Files at least twice this long are scanned in pieces of about this many bytes on
+    /// several threads ([`scan_files`]); [`PIECE_BYTES`] unless testing.
+    pub piece_bytes: u64,
 }
 
 /// Scans inputs in order, writing the report to `out` and errors for bad documents and
@@ -738,7 +741,7 @@ pub const PIECE_BYTES: u64 = 8 << 20;
 /// summary is the same.
 ///
 /// The work is split into units: an input, or a piece of a long file. A file of at least
-/// twice [`PIECE_BYTES`] that is plain text ([`crate::input::splittable`]) is split into
+/// twice [`ScanOptions::piece_bytes`] that is plain text ([`crate::input::splittable`]) is split into
 /// pieces of about that size, each starting at a line. A piece is framed as if the file began
 /// there, which gives what framing the whole file gives wherever the framer was between
 /// documents at the piece's start; where a document runs on past a piece's end (a
@@ -763,23 +766,10 @@ pub fn scan_files(
     out: &mut dyn Write,
     log: &mut dyn Write,
 ) -> Result<Summary, ScanFilesError> {
-    scan_files_in_pieces(inputs, threads, PIECE_BYTES, make, options, out, log)
-}
-
-/// [`scan_files`] with pieces of `piece_bytes` (at least 1) instead of [`PIECE_BYTES`].
-pub fn scan_files_in_pieces(
-    inputs: &[Input],
-    threads: usize,
-    piece_bytes: u64,
-    make: &EvaluatorFactory<'_>,
-    options: ScanOptions,
-    out: &mut dyn Write,
-    log: &mut dyn Write,
-) -> Result<Summary, ScanFilesError> {
     let parallel =
         threads > 1 && options.report == Report::Alerts && !inputs.contains(&Input::Stdin);
     let units = if parallel {
-        plan(inputs, piece_bytes.max(1))
+        plan(inputs, options.piece_bytes.max(1))
     } else {
         Vec::new()
     };
