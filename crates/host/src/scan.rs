@@ -1003,30 +1003,37 @@ fn line_start(file: &File, offset: u64, before: Option<u64>) -> io::Result<Optio
     }
 }
 
-/// Reads a file from `at` up to `end` (or its end) by position, so that the pieces of one
-/// file are read apart.
+/// Reads a file by position from `at` to the end of the line that holds byte `end - 1` (the
+/// piece's last line: the next piece starts after it), or to the end of the file. The end is
+/// found as the text streams, so a piece's text is read once.
 #[cfg(unix)]
 struct RangeReader {
     file: File,
     at: u64,
     end: Option<u64>,
+    done: bool,
 }
 
 #[cfg(unix)]
 impl Read for RangeReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use std::os::unix::fs::FileExt;
-        let room = match self.end {
-            Some(end) => usize::try_from(end.saturating_sub(self.at)).unwrap_or(usize::MAX),
-            None => usize::MAX,
-        };
-        let want = buf.len().min(room);
-        if want == 0 {
+        if self.done {
             return Ok(0);
         }
-        let n = self
-            .file
-            .read_at(buf.get_mut(..want).unwrap_or_default(), self.at)?;
+        let mut n = self.file.read_at(buf, self.at)?;
+        if let Some(end) = self.end {
+            // The line end to stop after is the first at or after `end - 1`.
+            let from = usize::try_from(end.saturating_sub(1).saturating_sub(self.at))
+                .unwrap_or(usize::MAX);
+            if let Some(i) = buf
+                .get(from..n)
+                .and_then(|tail| memchr::memchr(b'\n', tail))
+            {
+                n = from + i + 1;
+                self.done = true;
+            }
+        }
         self.at += n as u64;
         Ok(n)
     }
@@ -1058,14 +1065,8 @@ fn scan_range(
                 "the file was replaced while it was being read",
             ));
         }
-        let Some(start) = line_start(&file, from, piece.end)? else {
-            return Ok(None);
-        };
-        let end = match piece.end {
-            Some(end) => line_start(&file, end, None)?,
-            None => None,
-        };
-        Ok(Some((file, start, end)))
+        let start = line_start(&file, from, piece.end)?;
+        Ok(start.map(|start| (file, start)))
     });
     let (framed, start) = match opened {
         // No line starts in the piece: it is empty.
@@ -1076,11 +1077,12 @@ fn scan_range(
             }),
             from,
         ),
-        Ok(Some((file, start, end))) => {
+        Ok(Some((file, start))) => {
             let reader = RangeReader {
                 file,
                 at: start,
-                end: end.map(|end| end.max(start)),
+                end: piece.end,
+                done: false,
             };
             let kind = if start == 0 {
                 Start::Input
