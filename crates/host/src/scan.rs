@@ -366,16 +366,25 @@ fn scan_text(
             Ok(None)
         }
         Err(InputError::Io(e)) => {
-            summary.unreadable += 1;
-            writeln!(
-                log,
-                "{}: read error, the rest of this input was not read: {e}",
-                visible(name)
-            )
-            .map_err(stop)?;
+            read_error(log, name, &e, summary).map_err(stop)?;
             Ok(None)
         }
     }
+}
+
+/// Counts an input that could not be read to its end and says so in the log.
+fn read_error(
+    log: &mut dyn Write,
+    name: &str,
+    error: &io::Error,
+    summary: &mut Summary,
+) -> io::Result<()> {
+    summary.unreadable += 1;
+    writeln!(
+        log,
+        "{}: read error, the rest of this input was not read: {error}",
+        visible(name)
+    )
 }
 
 /// Evaluates a large `{"records":[…]}` envelope piece by piece, so that memory and time per
@@ -942,9 +951,15 @@ fn plan(inputs: &[Input], piece_bytes: u64) -> Vec<Unit> {
 #[cfg(unix)]
 fn split(path: &std::path::Path, piece_bytes: u64) -> Option<Vec<Piece>> {
     use std::os::unix::fs::{FileExt, MetadataExt};
+    // Most inputs are too short to split: a look at the path settles them without opening.
+    let short =
+        |meta: &std::fs::Metadata| !meta.is_file() || meta.len() < piece_bytes.saturating_mul(2);
+    if std::fs::metadata(path).map_or(true, |meta| short(&meta)) {
+        return None;
+    }
     let file = File::open(path).ok()?;
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() < piece_bytes.saturating_mul(2) {
+    if short(&meta) {
         return None;
     }
     let mut head = vec![0; crate::input::SPLITTABLE_HEAD];
@@ -1104,13 +1119,8 @@ fn scan_range(
             (framed, start)
         }
         Err(e) => {
-            summary.unreadable += 1;
-            writeln!(
-                lines.0,
-                "{}: read error, the rest of this input was not read: {e}",
-                visible(name)
-            )
-            .map_err(|e| held_error(ScanError::Log(e)))?;
+            read_error(&mut lines.0, name, &e, &mut summary)
+                .map_err(|e| held_error(ScanError::Log(e)))?;
             (None, from)
         }
     };
