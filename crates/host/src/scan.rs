@@ -753,10 +753,12 @@ pub const PIECE_BYTES: u64 = 8 << 20;
 /// twice [`ScanOptions::piece_bytes`] that is plain text ([`crate::input::splittable`]) is split into
 /// pieces of about that size, each starting at a line. A piece is framed as if the file began
 /// there, which gives what framing the whole file gives wherever the framer was between
-/// documents at the piece's start; where a document runs on past a piece's end (a
-/// pretty-printed envelope, a document over the size cap), the rest of the file from that
-/// piece on is scanned by the writing thread in one go instead. Line numbers in a piece's log
-/// are counted from its start and made the file's when the log is written.
+/// documents at the piece's start. Where a document runs on past a piece's end (a
+/// pretty-printed envelope, a document over the size cap), the writing thread scans that
+/// piece again through the end of the next one, and the workers' later pieces stand if
+/// framing is between documents there; if not, it scans the rest of the file from that piece
+/// on in one go. Line numbers in a piece's log are counted from its start and made the file's
+/// when the log is written.
 ///
 /// Each unit's report and log are held until the units before it are written, in memory up
 /// to 1 MiB each and then in a temporary file, and workers run at most two units per thread
@@ -829,10 +831,12 @@ pub fn scan_files(
             let mut waiting = std::collections::BTreeMap::new();
             let mut written = 0;
             let mut total = Summary::default();
-            // For the pieces of the file being written: its lines before the next piece, and
-            // whether the rest of it is already written (or not to be read).
+            // For the pieces of the file being written: its lines before the next piece,
+            // whether the rest of it is already written (or not to be read), and a piece
+            // already written with the one before it.
             let mut base = 0u64;
             let mut rest_done = false;
+            let mut written_with_previous: Option<usize> = None;
             // An evaluator of this thread's, made when a file must be finished here.
             let mut own: Option<Box<dyn Evaluator>> = None;
             let report_error = |e| ScanFilesError::Scan(ScanError::Report(e));
@@ -853,25 +857,69 @@ pub fn scan_files(
                         continue;
                     };
                     if piece.index == 0 {
-                        (base, rest_done) = (0, false);
+                        (base, rest_done, written_with_previous) = (0, false, None);
+                    }
+                    if written_with_previous.take() == Some(piece.index) {
+                        continue;
                     }
                     let last = piece.index + 1 == piece.count;
                     if let (false, Some(input)) = (rest_done, input) {
                         let ran_on = !last && done.framed.is_some_and(|f| !f.idle);
+                        // Whether the file's remaining pieces are to be thrown away.
+                        let mut to_the_end = false;
                         if ran_on {
-                            // A document runs on past this piece: the rest of the file is
-                            // framed from this piece's start, in one go.
+                            // A document runs on past this piece. It is framed again from
+                            // this piece's start through the next piece; where framing is
+                            // between documents there, the workers' later pieces stand. A
+                            // document that runs on past the next piece too is rare and can
+                            // be long: the rest of the file is framed from here in one go.
                             let evaluator = match &mut own {
                                 Some(e) => e,
                                 None => own.insert(make().map_err(ScanFilesError::Evaluator)?),
                             };
-                            let rest = Piece {
-                                end: None,
+                            let next_end = units
+                                .get(written)
+                                .and_then(|u| u.piece.as_ref())
+                                .and_then(|next| next.end);
+                            let through_next = Piece {
+                                end: next_end,
                                 ..piece.clone()
                             };
-                            done =
-                                scan_range(input, &rest, done.start, evaluator.as_mut(), options)
+                            let again = scan_range(
+                                input,
+                                &through_next,
+                                done.start,
+                                evaluator.as_mut(),
+                                options,
+                            )
+                            .map_err(ScanFilesError::Evaluator)?;
+                            match (next_end, again.framed) {
+                                (Some(_), Some(framed)) if framed.idle => {
+                                    written_with_previous = Some(piece.index + 1);
+                                    done = again;
+                                }
+                                (Some(_), Some(_)) => {
+                                    to_the_end = true;
+                                    let rest = Piece {
+                                        end: None,
+                                        ..piece.clone()
+                                    };
+                                    done = scan_range(
+                                        input,
+                                        &rest,
+                                        done.start,
+                                        evaluator.as_mut(),
+                                        options,
+                                    )
                                     .map_err(ScanFilesError::Evaluator)?;
+                                }
+                                // The next piece is the last, so this went to the end; or
+                                // this stopped at a read error, as the whole file would.
+                                _ => {
+                                    to_the_end = true;
+                                    done = again;
+                                }
+                            }
                         }
                         let prefix = format!("{}:", visible(&input.to_string()));
                         bar.suspend(|| done.lines.copy_renumbered(log, &prefix, base))
@@ -880,7 +928,7 @@ pub fn scan_files(
                         total.absorb(&done.summary);
                         bar.add(done.summary.bytes);
                         match done.framed {
-                            Some(framed) if !ran_on => base += framed.lines,
+                            Some(framed) if !to_the_end => base += framed.lines,
                             // Refused, unreadable from here on, or finished above: nothing
                             // more of this file is read, as scanning it whole would stop here.
                             _ => rest_done = true,
