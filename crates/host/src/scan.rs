@@ -868,11 +868,8 @@ pub fn scan_files(
                         // Whether the file's remaining pieces are to be thrown away.
                         let mut to_the_end = false;
                         if ran_on {
-                            // A document runs on past this piece. It is framed again from
-                            // this piece's start through the next piece; where framing is
-                            // between documents there, the workers' later pieces stand. A
-                            // document that runs on past the next piece too is rare and can
-                            // be long: the rest of the file is framed from here in one go.
+                            // A document runs on past this piece: it is framed again here
+                            // ([`scan_run_on`]).
                             let evaluator = match &mut own {
                                 Some(e) => e,
                                 None => own.insert(make().map_err(ScanFilesError::Evaluator)?),
@@ -881,44 +878,20 @@ pub fn scan_files(
                                 .get(written)
                                 .and_then(|u| u.piece.as_ref())
                                 .and_then(|next| next.end);
-                            let through_next = Piece {
-                                end: next_end,
-                                ..piece.clone()
-                            };
-                            let again = scan_range(
+                            let (again, through_next) = scan_run_on(
                                 input,
-                                &through_next,
+                                piece,
+                                next_end,
                                 done.start,
                                 evaluator.as_mut(),
                                 options,
                             )
                             .map_err(ScanFilesError::Evaluator)?;
-                            match (next_end, again.framed) {
-                                (Some(_), Some(framed)) if framed.idle => {
-                                    written_with_previous = Some(piece.index + 1);
-                                    done = again;
-                                }
-                                (Some(_), Some(_)) => {
-                                    to_the_end = true;
-                                    let rest = Piece {
-                                        end: None,
-                                        ..piece.clone()
-                                    };
-                                    done = scan_range(
-                                        input,
-                                        &rest,
-                                        done.start,
-                                        evaluator.as_mut(),
-                                        options,
-                                    )
-                                    .map_err(ScanFilesError::Evaluator)?;
-                                }
-                                // The next piece is the last, so this went to the end; or
-                                // this stopped at a read error, as the whole file would.
-                                _ => {
-                                    to_the_end = true;
-                                    done = again;
-                                }
+                            done = again;
+                            if through_next {
+                                written_with_previous = Some(piece.index + 1);
+                            } else {
+                                to_the_end = true;
                             }
                         }
                         let prefix = format!("{}:", visible(&input.to_string()));
@@ -1190,6 +1163,38 @@ fn scan_range(
     _: ScanOptions,
 ) -> Result<Done, String> {
     Err("files are scanned in pieces only on Unix".to_owned())
+}
+
+/// Scans again, from `from` (its first line start), a piece in which a document ran on past
+/// the end: through the end of the next piece (which ends at `next_end`, or is the file's
+/// last). Gives the result and whether it stops there, with framing between documents, so
+/// that the workers' pieces after the next one stand. A document that runs on past the next
+/// piece too is rare and can be long: the rest of the file is then scanned from `from` in one
+/// go. A read error stops the scan where it happened, as it would stop the whole file.
+fn scan_run_on(
+    input: &Input,
+    piece: &Piece,
+    next_end: Option<u64>,
+    from: u64,
+    evaluator: &mut dyn Evaluator,
+    options: ScanOptions,
+) -> Result<(Done, bool), String> {
+    let through_next = Piece {
+        end: next_end,
+        ..piece.clone()
+    };
+    let again = scan_range(input, &through_next, from, evaluator, options)?;
+    match (next_end, again.framed) {
+        (Some(_), Some(framed)) if framed.idle => Ok((again, true)),
+        (Some(_), Some(_)) => {
+            let rest = Piece {
+                end: None,
+                ..piece.clone()
+            };
+            Ok((scan_range(input, &rest, from, evaluator, options)?, false))
+        }
+        _ => Ok((again, false)),
+    }
 }
 
 /// Scans one input into held output, for [`scan_files`]' workers.
