@@ -337,54 +337,55 @@ mod property {
         ]
     }
 
+    /// For each byte of a JSON text, whether the text is inside a string after it: true for an
+    /// opening quote and the string's content, false for its closing quote and what lies
+    /// between strings.
+    fn inside_strings(text: &[u8]) -> Vec<bool> {
+        let (mut in_string, mut escaped) = (false, false);
+        text.iter()
+            .map(|&b| {
+                if in_string {
+                    match (escaped, b) {
+                        (true, _) => escaped = false,
+                        (false, b'\\') => escaped = true,
+                        (false, b'"') => in_string = false,
+                        _ => {}
+                    }
+                } else if b == b'"' {
+                    in_string = true;
+                }
+                in_string
+            })
+            .collect()
+    }
+
     /// The longest prefix of `record`, at most `cut` bytes (at least two) and shorter than the
     /// record, that ends inside a string: no line after it can continue it, because a JSON
     /// string holds no line break.
     fn cut_in_string(record: &[u8], cut: usize) -> usize {
-        let (mut in_string, mut escaped, mut last) = (false, false, None);
-        for (at, &b) in record
-            .iter()
-            .enumerate()
-            .take(cut.clamp(2, record.len() - 1))
-        {
-            if in_string {
-                match (escaped, b) {
-                    (true, _) => escaped = false,
-                    (false, b'\\') => escaped = true,
-                    (false, b'"') => in_string = false,
-                    _ => {}
-                }
-            } else if b == b'"' {
-                in_string = true;
-            }
-            if in_string {
-                last = Some(at + 1);
-            }
-        }
-        last.expect("every record opens a string in its first two bytes")
+        let inside = inside_strings(record);
+        (1..=cut.clamp(2, record.len() - 1))
+            .rev()
+            .find(|&len| inside.get(len - 1) == Some(&true))
+            .expect("every record opens a string in its first two bytes")
     }
 
     /// A record printed over several lines: a line break after each `{`, `[` and `,` outside
     /// strings.
     fn pretty(record: &str) -> String {
-        let mut out = String::new();
-        let (mut in_string, mut escaped) = (false, false);
-        for c in record.chars() {
-            out.push(c);
-            if in_string {
-                match (escaped, c) {
-                    (true, _) => escaped = false,
-                    (false, '\\') => escaped = true,
-                    (false, '"') => in_string = false,
-                    _ => {}
-                }
-            } else if c == '"' {
-                in_string = true;
-            } else if matches!(c, '{' | '[' | ',') {
-                out.push_str("\n  ");
+        let mut out = Vec::new();
+        for (&b, inside) in record
+            .as_bytes()
+            .iter()
+            .zip(inside_strings(record.as_bytes()))
+        {
+            out.push(b);
+            if !inside && matches!(b, b'{' | b'[' | b',') {
+                out.extend_from_slice(b"\n  ");
             }
         }
-        out
+        // Line breaks go in after ASCII bytes only, so the text stays UTF-8.
+        String::from_utf8(out).unwrap()
     }
 
     fn run(name: &str, bytes: &[u8]) -> (Summary, String) {
